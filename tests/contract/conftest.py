@@ -1,0 +1,57 @@
+"""The contract suite runs every shared test twice, against the real origin and the real edge host.
+
+The processes (origin, edge host, provider simulator) come from the session-scoped stack of tests/support.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from tests.support.fixtures import Stack
+
+from tests.contract.kit import Api, Simulator, Tokens
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/contract/" in item.nodeid:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def tokens(stack: Stack) -> Tokens:
+    return Tokens(stack.jwt_secret)
+
+
+@pytest.fixture(scope="session")
+def origin_api(stack: Stack, tokens: Tokens) -> Iterator[Api]:
+    api = Api("origin", stack.origin_url, tokens)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def edge_api(stack: Stack, tokens: Tokens) -> Iterator[Api]:
+    api = Api("edge", stack.edge_url, tokens)
+    yield api
+    api.close()
+
+
+@pytest.fixture(params=["origin", "edge"])
+def api(request: pytest.FixtureRequest, origin_api: Api, edge_api: Api) -> Api:
+    return origin_api if request.param == "origin" else edge_api
+
+
+@pytest.fixture(scope="session")
+def sim(stack: Stack) -> Iterator[Simulator]:
+    simulator = Simulator(stack.simulator_url)
+    yield simulator
+    simulator.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_faults_left_behind(sim: Simulator) -> Iterator[None]:
+    """A test that fails half-way must not leave a provider fault for the next one."""
+    yield
+    sim.clear_faults()

@@ -1,0 +1,70 @@
+"""The circuit breaker as a caller sees it through the SDK, against real servers (CONTRACT §1.4)."""
+
+from __future__ import annotations
+
+from tests.support.fixtures import Stack
+
+from tests.contract.kit import apoll, unique_content
+from tests.e2e.conftest import ClientFactory
+
+
+def _endpoints(result: object) -> list[str]:
+    attempts = getattr(result, "attempts")  # noqa: B009 - SendResult.attempts per CONTRACT §4
+    return [a[0] if isinstance(a, tuple) else a.endpoint for a in attempts]
+
+
+async def test_breaker_opens_after_three_failures_and_recovers_through_one_probe(
+    stack: Stack, make_client: ClientFactory, failover_ws: str
+) -> None:
+    open_s = 1.5
+    client = make_client(
+        workspace_id=failover_ws, SMSFAILOVER_BREAKER_FAILURES="3", SMSFAILOVER_BREAKER_OPEN_S=str(open_s)
+    )
+    stack.stop_origin()
+
+    for _ in range(3):
+        result = await client.send_message(
+            to="+16266635938", content=unique_content("b"), workspace_id=failover_ws
+        )
+        assert result.endpoint == "edge"
+        assert _endpoints(result) == ["origin", "edge"]
+
+    skipped = await client.send_message(
+        to="+16266635938", content=unique_content("b"), workspace_id=failover_ws
+    )
+    assert _endpoints(skipped) == ["edge"], "an open breaker skips the origin"
+    status = await client.get_sms_failover_status(failover_ws)
+    assert status["breaker"]["state"] == "open"
+
+    stack.start_origin()
+
+    async def half_open() -> bool | None:
+        breaker = (await client.get_sms_failover_status(failover_ws))["breaker"]
+        return True if breaker["state"] == "half_open" or breaker["remaining_open_s"] <= 0 else None
+
+    await apoll(half_open, timeout_s=open_s + 5, what="the breaker's open period to end")
+
+    probe = await client.send_message(
+        to="+16266635938", content=unique_content("b"), workspace_id=failover_ws
+    )
+    assert _endpoints(probe) == ["origin"]
+    assert probe.endpoint == "origin"
+    status = await client.get_sms_failover_status(failover_ws)
+    assert status["breaker"]["state"] == "closed"
+
+
+async def test_reset_circuit_breaker_closes_it_at_once(
+    stack: Stack, make_client: ClientFactory, failover_ws: str
+) -> None:
+    client = make_client(workspace_id=failover_ws, SMSFAILOVER_BREAKER_OPEN_S="600")
+    stack.stop_origin()
+    for _ in range(3):
+        await client.send_message(to="+16266635938", content=unique_content("r"), workspace_id=failover_ws)
+    stack.start_origin()
+
+    client.reset_circuit_breaker()
+
+    result = await client.send_message(
+        to="+16266635938", content=unique_content("r"), workspace_id=failover_ws
+    )
+    assert _endpoints(result) == ["origin"]

@@ -1,0 +1,91 @@
+"""Schemathesis against the real origin and edge: no 5xx and no response outside the published schema.
+
+The schema is the origin's /openapi.json; the edge gets the operations both serve (CONTRACT §3).
+Examples are bounded so the whole module runs in a minute or two on two cores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from tests.support.fixtures import Stack
+
+from tests.contract.kit import Tokens
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+WORKSPACE = "fuzz_ws"
+SHARED_PATHS = r"^/v1/(messages(/\{[^}]+\})?|health)$"
+CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
+MAX_EXAMPLES = 60
+
+
+@pytest.fixture(scope="module")
+def openapi(stack: Stack) -> dict[str, Any]:
+    resp = httpx2.get(stack.origin_url + "/openapi.json", timeout=10)
+    assert resp.status_code == 200, resp.text
+    doc = resp.json()
+    assert isinstance(doc, dict)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def auth_headers(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {Tokens(stack.jwt_secret).workspace(WORKSPACE)}"}
+
+
+def _fuzz(schema: Any, base_url: str, headers: dict[str, str], mode: schemathesis.GenerationMode) -> int:
+    calls = 0
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+    )
+    @given(case=schema.as_strategy(generation_mode=mode), with_auth=st.booleans())
+    def run(case: schemathesis.Case, with_auth: bool) -> None:
+        nonlocal calls
+        if with_auth:
+            case.headers = {**(case.headers or {}), **headers}
+        response = case.call(base_url=base_url, timeout=15)
+        calls += 1
+        case.validate_response(response, checks=CHECKS)
+
+    run()
+    return calls
+
+
+def test_the_published_schema_covers_the_contract_routes(openapi: dict[str, Any]) -> None:
+    paths = set(openapi["paths"])
+    assert {"/v1/messages", "/v1/health"} <= paths, paths
+    assert any(p.startswith("/v1/messages/{") for p in paths), paths
+    assert any(p.startswith("/v1/workspaces/{") and p.endswith("/settings") for p in paths), paths
+
+
+@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
+def test_origin_survives_fuzzing(
+    stack: Stack, openapi: dict[str, Any], auth_headers: dict[str, str], mode: schemathesis.GenerationMode
+) -> None:
+    schema = schemathesis.openapi.from_dict(openapi).exclude(path_regex=r"^/(metrics|settings/)")
+    assert _fuzz(schema, stack.origin_url, auth_headers, mode) > 0
+
+
+@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
+def test_edge_survives_fuzzing_of_the_shared_operations(
+    stack: Stack, openapi: dict[str, Any], auth_headers: dict[str, str], mode: schemathesis.GenerationMode
+) -> None:
+    schema = schemathesis.openapi.from_dict(openapi).include(path_regex=SHARED_PATHS)
+    assert _fuzz(schema, stack.edge_url, auth_headers, mode) > 0
