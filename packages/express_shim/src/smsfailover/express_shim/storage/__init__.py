@@ -1,0 +1,1 @@
+"""The origin's databases: SQLite (default) and PostgreSQL, both behind core's SqlExecutor seam."""

@@ -1,0 +1,186 @@
+"""SQLite for the origin: WAL, one writer thread that groups commits, readers on their own connections.
+
+Why a writer thread: sqlite3 blocks, so nothing touches the database on the event loop. Why grouped commits:
+each commit is an fsync; under load the writer takes every write that queued up while it was busy and commits
+them together (each inside its own SAVEPOINT, so one failing statement fails only its own caller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, Literal, TypeVar, cast
+
+from smsfailover.express_shim.storage.base import Params, Statement, is_read_only
+
+_MAX_GROUP = 256  # writes per commit, so one busy burst cannot hold every caller forever
+_READERS = 4
+
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    run: Callable[[sqlite3.Connection], T]
+    future: concurrent.futures.Future[T] = field(default_factory=concurrent.futures.Future)
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///var/x.db` -> `var/x.db` (relative), `sqlite:////abs/x.db` -> `/abs/x.db`."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    return url[len("sqlite:///") :]
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[dict[str, object]]:
+    return [dict(row) for row in cursor.fetchall()]
+
+
+class SqliteDatabase:
+    dialect: Literal["sqlite", "postgresql"] = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._writer = _connect(path)
+        self._writer.execute("PRAGMA journal_mode = WAL")
+        self._writer.execute(
+            "PRAGMA synchronous = NORMAL"
+        )  # WAL + NORMAL: durable at checkpoints, no torn db
+        self._jobs: queue.SimpleQueue[_Job[object] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
+        self._thread.start()
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._readers = concurrent.futures.ThreadPoolExecutor(_READERS, thread_name_prefix="sqlite-reader")
+        self._closed = False
+        self.commits = 0  # grouped commits so far (observability and tests)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteDatabase:
+        return cls(sqlite_path(url))
+
+    # -- the SqlExecutor seam ------------------------------------------------------------------------------
+    async def fetch(self, sql: str, params: Params = ()) -> list[dict[str, object]]:
+        if is_read_only(sql):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._readers, self._read, sql, tuple(params))
+        return await self._submit(lambda conn: _rows(conn.execute(sql, tuple(params))))
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._submit(lambda conn: conn.execute(sql, tuple(params)).rowcount)
+
+    async def transaction(self, statements: Sequence[Statement]) -> list[int]:
+        frozen = [(sql, tuple(params)) for sql, params in statements]
+        return await self._submit(lambda conn: [conn.execute(sql, p).rowcount for sql, p in frozen])
+
+    async def script(self, sql: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            for statement in split_statements(sql):
+                conn.execute(statement)
+
+        await self._submit(run)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join, 30)
+        self._readers.shutdown(wait=True)
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+
+    # -- internals -------------------------------------------------------------------------------------------
+    async def _submit(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise RuntimeError("the database is closed")
+        job = _Job(run)
+        self._jobs.put(cast("_Job[object]", job))
+        return await asyncio.wrap_future(job.future)
+
+    def _read(self, sql: str, params: tuple[object, ...]) -> list[dict[str, object]]:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return _rows(conn.execute(sql, params))
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                break
+            group = [first]
+            stop = False
+            while len(group) < _MAX_GROUP:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+            self._run_group(group)
+            if stop:
+                break
+        self._writer.close()
+
+    def _run_group(self, group: list[_Job[object]]) -> None:
+        conn = self._writer
+        outcomes: list[tuple[_Job[object], object, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in group:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = job.run(conn)
+                except Exception as exc:  # this caller's failure only: undo its statements, keep the rest
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, None, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, value, None))
+            conn.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:  # the commit itself failed: nobody's write happened
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(job, None, exc) for job in group]
+        for job, value, error in outcomes:
+            if job.future.set_running_or_notify_cancel():
+                if error is None:
+                    job.future.set_result(value)
+                else:
+                    job.future.set_exception(error)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a DDL script on `;` (migrations hold no semicolons inside literals)."""
+    return [part.strip() for part in sql.split(";") if part.strip() and not _only_comments(part)]
+
+
+def _only_comments(part: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in part.splitlines())

@@ -1,0 +1,112 @@
+"""Both databases behind the one interface: the same behaviour on a SQLite file and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from smsfailover.express_shim.storage.base import Database
+from smsfailover.express_shim.storage.postgres import to_dollar_placeholders, to_postgres_ddl
+from smsfailover.express_shim.storage.sqlite import SqliteDatabase
+
+TABLE = """
+CREATE TABLE IF NOT EXISTS items (
+    k TEXT PRIMARY KEY,
+    n INTEGER NOT NULL,
+    flag BOOLEAN NOT NULL DEFAULT false,
+    ratio REAL
+)
+"""
+
+
+async def test_insert_on_conflict_returning_is_first_writer_wins(database: Database) -> None:
+    await database.script(TABLE)
+    sql = "INSERT INTO items (k, n) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING k"
+    assert await database.fetch(sql, ("a", 1)) == [{"k": "a"}]
+    assert await database.fetch(sql, ("a", 2)) == []
+    assert await database.fetch("SELECT n FROM items WHERE k = ?", ("a",)) == [{"n": 1}]
+
+
+async def test_loose_python_types_are_coerced_to_the_column_types(database: Database) -> None:
+    await database.script(TABLE)
+    # a float epoch for an INTEGER column, an int for a BOOLEAN, an int for a REAL: what core's SQL passes
+    changed = await database.execute(
+        "INSERT INTO items (k, n, flag, ratio) VALUES (?, ?, ?, ?)", ("b", 1_790_000_000_123.0, 1, 3)
+    )
+    assert changed == 1
+    rows = await database.fetch("SELECT n, flag, ratio FROM items WHERE k = ?", ("b",))
+    assert rows[0]["n"] == 1_790_000_000_123
+    assert bool(rows[0]["flag"]) is True
+    assert rows[0]["ratio"] == 3.0
+
+
+async def test_execute_returns_rows_changed(database: Database) -> None:
+    await database.script(TABLE)
+    for i in range(3):
+        await database.execute("INSERT INTO items (k, n) VALUES (?, ?)", (f"k{i}", i))
+    assert await database.execute("UPDATE items SET n = n + 1 WHERE n >= ?", (1,)) == 2
+    assert await database.execute("DELETE FROM items WHERE k = ?", ("nope",)) == 0
+
+
+async def test_a_transaction_is_all_or_nothing(database: Database) -> None:
+    await database.script(TABLE)
+    with pytest.raises(Exception):  # noqa: B017 - each driver raises its own integrity error
+        await database.transaction(
+            [
+                ("INSERT INTO items (k, n) VALUES (?, ?)", ("t1", 1)),
+                ("INSERT INTO items (k, n) VALUES (?, ?)", ("t1", 2)),  # duplicate key
+            ]
+        )
+    assert await database.fetch("SELECT k FROM items") == []
+    assert await database.transaction([("INSERT INTO items (k, n) VALUES (?, ?)", ("t2", 1))]) == [1]
+
+
+async def test_concurrent_writes_all_land_and_a_failing_one_fails_alone(database: Database) -> None:
+    await database.script(TABLE)
+    await database.execute("INSERT INTO items (k, n) VALUES (?, ?)", ("dup", 0))
+
+    async def insert(k: str) -> int:
+        return await database.execute("INSERT INTO items (k, n) VALUES (?, ?)", (k, 1))
+
+    results = await asyncio.gather(
+        *(insert(f"c{i}") for i in range(100)), insert("dup"), return_exceptions=True
+    )
+
+    assert results[:100] == [1] * 100
+    assert isinstance(results[100], Exception)
+    rows = await database.fetch("SELECT COUNT(*) AS c FROM items")
+    assert int(str(rows[0]["c"])) == 101
+
+
+async def test_sqlite_groups_concurrent_writes_into_few_commits(tmp_path: object) -> None:
+    db = SqliteDatabase(f"{tmp_path}/grouped.db")
+    try:
+        await db.script(TABLE)
+        before = db.commits
+        await asyncio.gather(
+            *(db.execute("INSERT INTO items (k, n) VALUES (?, ?)", (f"g{i}", i)) for i in range(200))
+        )
+        assert db.commits - before < 200
+        assert (await db.fetch("SELECT COUNT(*) AS c FROM items"))[0]["c"] == 200
+    finally:
+        await db.close()
+
+
+async def test_sqlite_uses_wal(tmp_path: object) -> None:
+    db = SqliteDatabase(f"{tmp_path}/wal.db")
+    try:
+        rows = await db.fetch("SELECT * FROM pragma_journal_mode")
+        assert rows == [{"journal_mode": "wal"}]
+    finally:
+        await db.close()
+
+
+def test_placeholders_are_numbered_outside_literals() -> None:
+    assert to_dollar_placeholders("SELECT '?' , ? WHERE a = ? AND b = '??'") == (
+        "SELECT '?' , $1 WHERE a = $2 AND b = '??'"
+    )
+
+
+def test_sqlite_ddl_types_become_postgres_types() -> None:
+    ddl = to_postgres_ddl("id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER, r REAL, b BLOB")
+    assert ddl == "id BIGSERIAL PRIMARY KEY, at BIGINT, r DOUBLE PRECISION, b BYTEA"
