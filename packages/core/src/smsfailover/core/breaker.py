@@ -134,7 +134,7 @@ class CircuitBreaker:
         self._open_until = 0.0
         self._probe_deadline: float | None = None  # set while a probe is out
 
-    # -- observation -------------------------------------------------------------------------------
+    # -- observation -----------------------------------------------------------------------------------------
 
     @property
     def state(self) -> BreakerState:
@@ -166,7 +166,7 @@ class CircuitBreaker:
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
 
-    # -- the protocol callers follow ---------------------------------------------------------------
+    # -- the protocol callers follow -------------------------------------------------------------------------
 
     def try_acquire(self) -> Permission:
         now = self._clock.monotonic()
@@ -211,7 +211,7 @@ class CircuitBreaker:
         if self._is_current(permission) and permission.admission is Admission.PROBE:
             self._probe_deadline = None
 
-    # -- operator actions --------------------------------------------------------------------------
+    # -- operator actions ------------------------------------------------------------------------------------
 
     def reset(self) -> None:
         self._consecutive_failures = 0
@@ -224,7 +224,7 @@ class CircuitBreaker:
         self._open_until = now + duration
         self._transition(BreakerState.OPEN, now, "forced open")
 
-    # -- internals ---------------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------------------------
 
     def _is_current(self, permission: Permission) -> bool:
         return permission.admission is not Admission.REJECTED and permission.epoch == self._epoch

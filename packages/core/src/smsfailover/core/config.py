@@ -1,0 +1,116 @@
+"""ClientConfig: the SMSFAILOVER_* variables of CONTRACT §5 that a client process uses, read once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from smsfailover.core.errors import ConfigurationError
+from smsfailover.core.router import RouterConfig
+
+DEV_SECRET_FILE = Path("var") / "dev-secret"
+
+
+@dataclass(frozen=True)  # no slots: from_env reads the class defaults
+class ClientConfig:
+    env: str = "production"
+    origin_url: str = "http://127.0.0.1:8000"
+    edge_url: str = "http://127.0.0.1:8787"
+    token: str | None = None
+    jwt_secret: str | None = None  # lets the client mint workspace tokens itself (tools, development)
+    origin_timeout_s: float = 2.0
+    edge_timeout_s: float = 5.0
+    origin_only_timeout_s: float = 10.0
+    breaker_failures: int = 3
+    breaker_open_s: float = 30.0
+    send_deadline_s: float = 15.0
+    settings_ttl_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> ClientConfig:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        mode = reader.text("SMSFAILOVER_ENV") or cls.env
+        secret = reader.text("SMSFAILOVER_JWT_SECRET")
+        if secret is None and mode == "development":
+            secret = _read_dev_secret((cwd or Path.cwd()) / DEV_SECRET_FILE)
+        return cls(
+            env=mode,
+            origin_url=reader.url("SMSFAILOVER_ORIGIN_URL", cls.origin_url),
+            edge_url=reader.url("SMSFAILOVER_EDGE_URL", cls.edge_url),
+            token=reader.text("SMSFAILOVER_TOKEN"),
+            jwt_secret=secret,
+            origin_timeout_s=reader.seconds("SMSFAILOVER_ORIGIN_TIMEOUT_S", cls.origin_timeout_s),
+            edge_timeout_s=reader.seconds("SMSFAILOVER_EDGE_TIMEOUT_S", cls.edge_timeout_s),
+            origin_only_timeout_s=reader.seconds(
+                "SMSFAILOVER_ORIGIN_ONLY_TIMEOUT_S", cls.origin_only_timeout_s
+            ),
+            breaker_failures=reader.count("SMSFAILOVER_BREAKER_FAILURES", cls.breaker_failures),
+            breaker_open_s=reader.seconds("SMSFAILOVER_BREAKER_OPEN_S", cls.breaker_open_s, allow_zero=True),
+            send_deadline_s=reader.seconds("SMSFAILOVER_SEND_DEADLINE_S", cls.send_deadline_s),
+            settings_ttl_s=reader.seconds("SMSFAILOVER_SETTINGS_TTL_S", cls.settings_ttl_s, allow_zero=True),
+        )
+
+    def with_overrides(self, **changes: object) -> ClientConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def router_config(self) -> RouterConfig:
+        return RouterConfig(
+            origin_url=self.origin_url,
+            edge_url=self.edge_url,
+            origin_timeout_s=self.origin_timeout_s,
+            edge_timeout_s=self.edge_timeout_s,
+            origin_only_timeout_s=self.origin_only_timeout_s,
+            send_deadline_s=self.send_deadline_s,
+            breaker_failures=self.breaker_failures,
+            breaker_open_s=self.breaker_open_s,
+        )
+
+
+def _read_dev_secret(path: Path) -> str | None:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return secret or None
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name) or default
+        if not value.startswith(("http://", "https://")):
+            raise ConfigurationError(f"{name} must be an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    def seconds(self, name: str, default: float, *, allow_zero: bool = False) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if value < 0 or (value == 0 and not allow_zero) or value != value or value == float("inf"):
+            raise ConfigurationError(f"{name} must be a positive number of seconds, got {raw!r}")
+        return value
+
+    def count(self, name: str, default: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < 1:
+            raise ConfigurationError(f"{name} must be at least 1, got {raw!r}")
+        return value
