@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers import WorkerEntrypoint
-
 from smsfailover.edge_worker.worker import handle_fetch, handle_scheduled
+from workers import WorkerEntrypoint
 
 
 class Default(WorkerEntrypoint):  # type: ignore[misc]

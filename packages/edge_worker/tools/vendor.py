@@ -55,7 +55,9 @@ def top_level_names(distribution: str) -> tuple[str, ...]:
         if not parts or parts[0].endswith((".dist-info", ".data")) or parts[0] == "..":
             continue
         if str(file).endswith(COMPILED_SUFFIXES):
-            raise VendorError(f"{distribution} ships a compiled extension ({file}); the Worker cannot load it")
+            raise VendorError(
+                f"{distribution} ships a compiled extension ({file}); the Worker cannot load it"
+            )
         if len(parts) == 1:
             if parts[0].endswith(".py"):
                 names.add(parts[0])
@@ -86,7 +88,7 @@ def vendor(target: Path) -> list[VendoredPackage]:
         raise VendorError(f"{target} must be a directory")
     shutil.rmtree(target, ignore_errors=True)
     (target / "smsfailover").mkdir(parents=True)
-    # PEP 420: no smsfailover/__init__.py, so the bundle's smsfailover.edge_worker and this core share the name.
+    # PEP 420: no smsfailover/__init__.py, so the bundle's smsfailover.edge_worker and core share the name.
     shutil.copytree(CORE_SRC, target / "smsfailover" / "core", ignore=IGNORED)
     packages = dependency_closure(CORE_DISTRIBUTION)
     for package in packages:

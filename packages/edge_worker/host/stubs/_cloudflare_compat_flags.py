@@ -1,7 +1,7 @@
 """Stand-in for workerd's internal `_cloudflare_compat_flags` (local host only, never bundled).
 
-workerd derives these from `compatibility_flags` and `compatibility_date`; the host answers False for every flag
-except the ones listed, which match the compatibility date in wrangler.toml.
+workerd derives these from `compatibility_flags` and `compatibility_date`; the host answers False for every
+flag except the ones listed, which match the compatibility date in wrangler.toml.
 """
 
 from __future__ import annotations

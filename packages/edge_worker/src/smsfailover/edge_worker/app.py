@@ -1,0 +1,143 @@
+"""EdgeApp: everything the edge answers, as plain Python over injected storage, provider transport and clock.
+
+    POST /v1/messages, GET /v1/messages/{id}, GET /v1/messages?idempotency_key=  core's MessageApi ("edge")
+    GET  /v1/health                                          health, with D1 and the configuration checked
+    ledger, sync feed, settings mirror                       service_api.ServiceApi
+    anything else                                            404 / 405 in the envelope
+    scheduled()                                              purge of old ledger records
+
+Every ApiError becomes the contract's envelope; anything unexpected becomes a 500 envelope without details
+(the log gets the exception type, never a token or message content).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from smsfailover.core.clock import Clock
+from smsfailover.core.errors import ApiError
+from smsfailover.core.ledger import IdempotencyLedger
+from smsfailover.core.log import log_event
+from smsfailover.core.messages_api import ApiRequest, ApiResponse, MessageApi
+from smsfailover.core.provider import HttpPoster, TwilioProvider
+from smsfailover.core.ratelimit import TokenBucketLimiter
+from smsfailover.core.sql import SqlExecutor, SqlLedgerStore, SqlMessageStore
+from smsfailover.edge_worker.config import EdgeConfig
+from smsfailover.edge_worker.mirror import SettingsMirror
+from smsfailover.edge_worker.routing import Route, Router
+from smsfailover.edge_worker.service_api import ServiceApi
+from smsfailover.edge_worker.sync import SyncFeed
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    ledger_records: int
+
+
+class EdgeApp:
+    def __init__(self, *, config: EdgeConfig, db: SqlExecutor, poster: HttpPoster, clock: Clock) -> None:
+        self._config = config
+        self._db = db
+        self._clock = clock
+        self._ledger_store = SqlLedgerStore(db)
+        self._secret = config.jwt_secret or ""
+        ledger = IdempotencyLedger(self._ledger_store, clock, lease_s=config.lease_s)
+
+        async def ledger_for(workspace_id: str) -> IdempotencyLedger:
+            return ledger  # the edge always uses its own D1 ledger
+
+        self._messages = MessageApi(
+            endpoint="edge",
+            ledger_for=ledger_for,
+            messages=SqlMessageStore(db),
+            provider=TwilioProvider(
+                poster,
+                base_url=config.provider_url,
+                account_sid=config.account_sid or "",
+                auth_token=config.auth_token or "",
+                from_number=config.from_number,
+                messaging_service_sid=config.messaging_service_sid,
+            ),
+            jwt_secret=self._secret,
+            clock=clock,
+            limiter=TokenBucketLimiter(rate=config.rate_limit, clock=clock),
+            version=VERSION,
+            status_callback_url=config.status_callback_url,
+        )
+        service = ServiceApi(
+            ledger=self._ledger_store,
+            feed=SyncFeed(db),
+            mirror=SettingsMirror(db),
+            jwt_secret=self._secret,
+            clock=clock,
+        )
+        self._router = Router(
+            [
+                Route("GET", "/v1/health", self._health),
+                Route("POST", "/v1/messages"),
+                Route("GET", "/v1/messages"),
+                Route("GET", "/v1/messages/{id}"),
+                Route("POST", "/v1/ledger/claim", service.claim),
+                Route("POST", "/v1/ledger/complete", service.complete),
+                Route("POST", "/v1/ledger/release", service.release),
+                Route("POST", "/v1/ledger/reconcile", service.reconcile),
+                Route("GET", "/v1/ledger/{ws}/{key}", service.get_record),
+                Route("GET", "/v1/sync/messages", service.sync_messages),
+                Route("PUT", "/v1/settings-mirror/{ws}", service.put_settings),
+                Route("GET", "/v1/workspaces/{ws}/settings", service.get_settings),
+            ]
+        )
+
+    async def handle(self, request: ApiRequest) -> ApiResponse:
+        try:
+            return await self._dispatch(request)
+        except ApiError as exc:
+            return ApiResponse(exc.status, exc.envelope(), dict(exc.headers))
+        except Exception as exc:  # the one place an unexpected error becomes a 500 envelope
+            log_event(
+                "edge.unhandled_error", level=logging.ERROR, error=type(exc).__name__, path=request.path
+            )
+            error = ApiError(500, "internal_error", "The edge could not handle this request; try again.")
+            return ApiResponse(500, error.envelope(), {})
+
+    async def _dispatch(self, request: ApiRequest) -> ApiResponse:
+        match = self._router.match(request.method, request.path)
+        if match.route.handler is None:
+            if not self._secret:
+                raise _not_configured()
+            response = await self._messages.handle(request)
+            if response is None:  # MessageApi knows its routes; the router listed the same ones
+                raise ApiError(404, "not_found", f"There is no route {request.path} on the edge.")
+            return response
+        if not self._secret and match.route.template != "/v1/health":
+            raise _not_configured()
+        return await match.route.handler(request, match.params)
+
+    async def _health(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        problems = list(self._config.problems())
+        try:
+            await self._db.fetch("SELECT 1 AS ok", [])
+        except Exception as exc:
+            problems.append(f"D1 is unreachable ({type(exc).__name__})")
+        status = "degraded" if problems else "ok"
+        body: dict[str, object] = {"status": status, "endpoint": "edge", "version": VERSION, "ledger": "edge"}
+        if problems:
+            body["problems"] = problems
+        return ApiResponse(200, body, {})
+
+    async def scheduled(self) -> PurgeResult:
+        """The Cron Trigger: drop ledger records older than the retention (never less than 24 h)."""
+        older_than = self._clock.time() - self._config.retention_s
+        purged = await self._ledger_store.purge(older_than)
+        log_event("edge.purge", ledger_records=purged)
+        return PurgeResult(purged)
+
+
+def _not_configured() -> ApiError:
+    return ApiError(
+        503, "not_configured", "The edge has no SMSFAILOVER_JWT_SECRET; set it with `wrangler secret put`."
+    )

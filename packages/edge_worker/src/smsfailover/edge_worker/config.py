@@ -1,0 +1,85 @@
+"""The edge's configuration, read once per isolate from the Worker's vars and secrets (wrangler.toml)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+DEFAULT_PROVIDER_URL = "https://api.twilio.com"
+DEFAULT_RATE_LIMIT = 50.0
+DEFAULT_LEASE_S = 30.0
+MIN_RETENTION_S = 24 * 3600.0  # DESIGN.md: ledger records are kept at least 24 h
+DEFAULT_RETENTION_S = 2 * MIN_RETENTION_S
+
+
+class EdgeConfigError(ValueError):
+    """A var has a value the edge cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeConfig:
+    environment: str
+    jwt_secret: str | None
+    provider_url: str
+    account_sid: str | None
+    auth_token: str | None
+    from_number: str | None
+    messaging_service_sid: str | None
+    rate_limit: float
+    lease_s: float
+    retention_s: float
+    status_callback_url: str | None
+
+    @classmethod
+    def from_env(cls, get: Callable[[str], str | None]) -> EdgeConfig:
+        """`get(name)` returns a var or secret, or None when it is not set."""
+        environment = _text(get, "SMSFAILOVER_ENV") or "production"
+        return cls(
+            environment=environment,
+            jwt_secret=_text(get, "SMSFAILOVER_JWT_SECRET"),
+            provider_url=(_text(get, "SMSFAILOVER_PROVIDER_URL") or DEFAULT_PROVIDER_URL).rstrip("/"),
+            account_sid=_text(get, "TWILIO_ACCOUNT_SID"),
+            auth_token=_text(get, "TWILIO_AUTH_TOKEN"),
+            from_number=_text(get, "SMSFAILOVER_FROM"),
+            messaging_service_sid=_text(get, "SMSFAILOVER_MESSAGING_SERVICE_SID"),
+            rate_limit=_positive(get, "SMSFAILOVER_RATE_LIMIT", DEFAULT_RATE_LIMIT),
+            lease_s=_positive(get, "SMSFAILOVER_LEASE_S", DEFAULT_LEASE_S),
+            retention_s=max(MIN_RETENTION_S, _positive(get, "SMSFAILOVER_RETENTION_S", DEFAULT_RETENTION_S)),
+            status_callback_url=_text(get, "SMSFAILOVER_STATUS_CALLBACK_URL"),
+        )
+
+    def problems(self) -> list[str]:
+        """What keeps the edge from sending; empty when it can. Health reports `degraded` otherwise."""
+        missing = [
+            name
+            for name, value in (
+                ("SMSFAILOVER_JWT_SECRET", self.jwt_secret),
+                ("TWILIO_ACCOUNT_SID", self.account_sid),
+                ("TWILIO_AUTH_TOKEN", self.auth_token),
+            )
+            if not value
+        ]
+        if not (self.from_number or self.messaging_service_sid):
+            missing.append("SMSFAILOVER_FROM or SMSFAILOVER_MESSAGING_SERVICE_SID")
+        return [f"{name} is not set" for name in missing]
+
+
+def _text(get: Callable[[str], str | None], name: str) -> str | None:
+    value = get(name)
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _positive(get: Callable[[str], str | None], name: str, default: float) -> float:
+    raw = _text(get, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise EdgeConfigError(f"{name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise EdgeConfigError(f"{name} must be positive, not {raw!r}")
+    return value

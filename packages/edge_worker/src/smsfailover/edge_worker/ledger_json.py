@@ -1,0 +1,86 @@
+"""LedgerRecord <-> JSON for the service ledger routes (docs/architecture.md, "Edge service routes").
+
+Times travel as epoch seconds (numbers), the state as its string value; a malformed record is a 422 naming the
+field, never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from smsfailover.core.errors import ApiError
+from smsfailover.core.ledger import LedgerRecord, LedgerState
+from smsfailover.core.message import validate_idempotency_key, validate_workspace_id
+
+_TIMES = ("lease_expires_at", "created_at", "updated_at")
+
+
+def record_to_json(record: LedgerRecord) -> dict[str, object]:
+    return {
+        "workspace_id": record.workspace_id,
+        "key": record.key,
+        "fingerprint": record.fingerprint,
+        "state": record.state.value,
+        "endpoint": record.endpoint,
+        "lease_expires_at": record.lease_expires_at,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "message": record.message,
+    }
+
+
+def record_from_json(value: object, field: str = "record") -> LedgerRecord:
+    data = require_object(value, field)
+    workspace_id = require_str(data, "workspace_id", field)
+    key = require_str(data, "key", field)
+    validate_workspace_id(workspace_id)
+    validate_idempotency_key(key)
+    try:
+        state = LedgerState(require_str(data, "state", field))
+    except ValueError:
+        raise _invalid(f"{field}.state", "must be claimed, completed or released") from None
+    endpoint = require_str(data, "endpoint", field)
+    if endpoint not in {"origin", "edge"}:
+        raise _invalid(f"{field}.endpoint", "must be origin or edge")
+    times = {name: require_number(data, name, field) for name in _TIMES}
+    message = data.get("message")
+    if message is not None and not isinstance(message, dict):
+        raise _invalid(f"{field}.message", "must be an object or null")
+    return LedgerRecord(
+        workspace_id=workspace_id,
+        key=key,
+        fingerprint=require_str(data, "fingerprint", field),
+        state=state,
+        endpoint=endpoint,
+        message=message,
+        **times,
+    )
+
+
+def require_object(value: object, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _invalid(field, "must be a JSON object")
+    return value
+
+
+def require_str(data: Mapping[str, Any], name: str, parent: str | None = None) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise _invalid(_path(parent, name), "must be a non-empty string")
+    return value
+
+
+def require_number(data: Mapping[str, Any], name: str, parent: str | None = None) -> float:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise _invalid(_path(parent, name), "must be a non-negative number (epoch seconds)")
+    return float(value)
+
+
+def _path(parent: str | None, name: str) -> str:
+    return f"{parent}.{name}" if parent else name
+
+
+def _invalid(field: str, what: str) -> ApiError:
+    return ApiError(422, "invalid_request", f"{field} {what}.", field=field)

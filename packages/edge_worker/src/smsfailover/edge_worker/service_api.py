@@ -1,0 +1,234 @@
+"""The edge's own routes (docs/architecture.md, "Edge service routes").
+
+Service token only: the ledger the origin shares with the edge (claim, get, complete, release, reconcile), the
+sync feed of edge-sent messages, and the settings mirror write. The mirrored settings read also takes the
+workspace's own token (the router's second source while the origin is down).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from smsfailover.core.auth import Principal, verify_bearer
+from smsfailover.core.clock import Clock
+from smsfailover.core.errors import ApiError
+from smsfailover.core.ids import rfc3339
+from smsfailover.core.ledger import LedgerState, LedgerStore
+from smsfailover.core.message import validate_idempotency_key, validate_workspace_id
+from smsfailover.core.messages_api import ApiRequest, ApiResponse
+from smsfailover.edge_worker.ledger_json import (
+    record_from_json,
+    record_to_json,
+    require_number,
+    require_object,
+    require_str,
+)
+from smsfailover.edge_worker.mirror import MirroredSettings, SettingsMirror
+from smsfailover.edge_worker.sync import SyncFeed
+
+MAX_RECONCILE = 500  # records per reconcile call; the origin sends larger backlogs in pages
+MAX_SYNC_PAGE = 500
+DEFAULT_SYNC_PAGE = 100
+MAX_BODY = 1024 * 1024
+
+
+class ServiceApi:
+    def __init__(
+        self,
+        *,
+        ledger: LedgerStore,
+        feed: SyncFeed,
+        mirror: SettingsMirror,
+        jwt_secret: str,
+        clock: Clock,
+    ) -> None:
+        self._ledger = ledger
+        self._feed = feed
+        self._mirror = mirror
+        self._jwt_secret = jwt_secret
+        self._clock = clock
+
+    # -- authentication -------------------------------------------------------------------------
+
+    def _principal(self, request: ApiRequest) -> Principal:
+        return verify_bearer(request.headers.get("authorization"), self._jwt_secret, now=self._clock.time())
+
+    def _service(self, request: ApiRequest) -> None:
+        if not self._principal(request).is_service:
+            raise ApiError(403, "forbidden", "This route takes a service token.")
+
+    # -- ledger ---------------------------------------------------------------------------------
+
+    async def claim(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        self._service(request)
+        record = record_from_json(_body(request).get("record"))
+        if record.state is not LedgerState.CLAIMED:
+            raise ApiError(422, "invalid_request", "A claim must be in state claimed.", field="record.state")
+        claimed = await self._ledger.try_claim(record)
+        current = await self._ledger.get(record.workspace_id, record.key)
+        return _ok({"claimed": claimed, "record": record_to_json(current) if current else None})
+
+    async def get_record(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        self._service(request)
+        workspace_id, key = _ws_key(params["ws"], params["key"])
+        record = await self._ledger.get(workspace_id, key)
+        if record is None:
+            raise ApiError(404, "not_found", "No ledger record has this workspace and key.")
+        return _ok(record_to_json(record))
+
+    async def complete(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        self._service(request)
+        body = _body(request)
+        workspace_id, key = _ws_key(require_str(body, "workspace_id"), require_str(body, "key"))
+        message = require_object(body.get("message"), "message")
+        await self._ledger.complete(workspace_id, key, dict(message), _now(body, self._clock))
+        return await self._current(workspace_id, key)
+
+    async def release(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        self._service(request)
+        body = _body(request)
+        workspace_id, key = _ws_key(require_str(body, "workspace_id"), require_str(body, "key"))
+        await self._ledger.release(workspace_id, key, _now(body, self._clock))
+        return await self._current(workspace_id, key)
+
+    async def reconcile(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        """Merge claims the origin made on its own ledger while it could not reach this one.
+
+        A key the edge never saw is recorded as the origin left it. A key the edge itself sent while the
+        origin also sent it is a double send: reported in `duplicates` (the caller counts and logs them).
+        """
+        self._service(request)
+        records = _body(request).get("records")
+        if not isinstance(records, list) or len(records) > MAX_RECONCILE:
+            raise ApiError(
+                422, "invalid_request", f"records must be a list of at most {MAX_RECONCILE}.", field="records"
+            )
+        merged, duplicates = 0, []
+        for index, raw in enumerate(records):
+            local = record_from_json(raw, f"records[{index}]")
+            if local.state is LedgerState.RELEASED:
+                continue  # nothing was sent; nothing to merge
+            claim = dataclasses.replace(local, state=LedgerState.CLAIMED, message=None)
+            if await self._ledger.try_claim(claim):
+                if local.state is LedgerState.COMPLETED and local.message is not None:
+                    await self._ledger.complete(
+                        local.workspace_id, local.key, local.message, local.updated_at
+                    )
+                merged += 1
+                continue
+            existing = await self._ledger.get(local.workspace_id, local.key)
+            if (
+                existing is not None
+                and existing.endpoint == "edge"
+                and existing.state is not LedgerState.RELEASED
+            ):
+                duplicates.append(local.key)
+        return _ok({"merged": merged, "duplicates": duplicates})
+
+    async def _current(self, workspace_id: str, key: str) -> ApiResponse:
+        record = await self._ledger.get(workspace_id, key)
+        if record is None:
+            raise ApiError(404, "not_found", "No ledger record has this workspace and key.")
+        return _ok({"record": record_to_json(record)})
+
+    # -- sync feed ------------------------------------------------------------------------------
+
+    async def sync_messages(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        self._service(request)
+        after = _int_query(request, "after", 0, maximum=2**62)
+        limit = _int_query(request, "limit", DEFAULT_SYNC_PAGE, maximum=MAX_SYNC_PAGE, minimum=1)
+        page = await self._feed.page(after=after, limit=limit)
+        return _ok({"data": page.data, "next_cursor": page.next_cursor})
+
+    # -- settings mirror ------------------------------------------------------------------------
+
+    async def put_settings(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        self._service(request)
+        workspace_id = params["ws"]
+        validate_workspace_id(workspace_id)
+        body = _body(request)
+        enabled = body.get("sms_failover_enabled")
+        if not isinstance(enabled, bool):
+            raise ApiError(
+                422,
+                "invalid_request",
+                "sms_failover_enabled must be true or false.",
+                field="sms_failover_enabled",
+            )
+        updated_at = _epoch(body.get("updated_at"))
+        settings = await self._mirror.put(workspace_id, enabled, updated_at, self._clock.time())
+        return _ok(_settings_json(settings))
+
+    async def get_settings(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        workspace_id = params["ws"]
+        principal = self._principal(request)
+        validate_workspace_id(workspace_id)
+        if not principal.is_service and principal.workspace_id != workspace_id:
+            raise ApiError(403, "forbidden", "This token is for another workspace.")
+        return _ok(_settings_json(await self._mirror.get(workspace_id)))
+
+
+def _ok(body: dict[str, object]) -> ApiResponse:
+    return ApiResponse(200, body, {})
+
+
+def _body(request: ApiRequest) -> Mapping[str, Any]:
+    if len(request.body) > MAX_BODY:
+        raise ApiError(413, "payload_too_large", "The request body is too large.")
+    try:
+        data = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    return data
+
+
+def _ws_key(workspace_id: str, key: str) -> tuple[str, str]:
+    validate_workspace_id(workspace_id)
+    validate_idempotency_key(key)
+    return workspace_id, key
+
+
+def _now(body: Mapping[str, Any], clock: Clock) -> float:
+    return require_number(body, "now") if "now" in body else clock.time()
+
+
+def _epoch(value: object) -> float:
+    """An RFC 3339 string or epoch seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed.timestamp()
+    raise ApiError(
+        422, "invalid_request", "updated_at must be an RFC 3339 time with a zone.", field="updated_at"
+    )
+
+
+def _int_query(request: ApiRequest, name: str, default: int, *, maximum: int, minimum: int = 0) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        raise ApiError(
+            422, "invalid_request", f"{name} must be a whole number from {minimum} to {maximum}.", field=name
+        )
+    return int(raw)
+
+
+def _settings_json(settings: MirroredSettings) -> dict[str, object]:
+    return {
+        "workspace_id": settings.workspace_id,
+        "sms_failover_enabled": settings.sms_failover_enabled,
+        "updated_at": rfc3339(settings.updated_at) if settings.updated_at is not None else None,
+    }
