@@ -180,21 +180,6 @@ class FailoverRouter:
             return await self.send_origin_only(context)
         return await self._send_with_failover(context)
 
-    async def send_origin_only_plain(
-        self, body: Mapping[str, object], *, token: str, idempotency_key: str
-    ) -> RouteResult:
-        """The pre-failover behaviour, with no settings lookup: what `send_message` falls back to."""
-        started = self._clock.monotonic()
-        context = _Send(
-            body,
-            token,
-            idempotency_key,
-            str(body.get("workspace_id", "")),
-            started + self.config.send_deadline_s,
-            started,
-        )
-        return await self.send_origin_only(context)
-
     async def send_origin_only(self, send: _Send) -> RouteResult:
         answer = await self._try_endpoint(ORIGIN, send, self.config.origin_only_timeout_s)
         return self._finish(send, [answer.attempt], answer, enabled=False)
