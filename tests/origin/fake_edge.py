@@ -1,0 +1,125 @@
+"""A small stand-in for the edge's service routes (docs/architecture.md), served over real HTTP in tests.
+
+The real edge is tested end to end elsewhere; this one records what the origin sends and can be told to fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class FakeEdgeState:
+    failing: bool = False  # answer 503 to everything
+    mirror: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mirror_puts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    ledger: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    reconciled: list[dict[str, Any]] = field(default_factory=list)
+    edge_messages: list[dict[str, Any]] = field(default_factory=list)  # each with "seq"
+    auth_headers: list[str] = field(default_factory=list)
+
+
+def fake_edge(state: FakeEdgeState) -> Starlette:
+    def guard(request: Request) -> Response | None:
+        state.auth_headers.append(request.headers.get("authorization", ""))
+        if state.failing:
+            return JSONResponse({"error": {"code": "unavailable", "message": "down"}}, status_code=503)
+        return None
+
+    async def health(request: Request) -> Response:
+        if state.failing:
+            return JSONResponse({"status": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "endpoint": "edge", "version": "fake", "ledger": "edge"})
+
+    async def put_mirror(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        ws = request.path_params["ws"]
+        body = await request.json()
+        state.mirror_puts.append((ws, body))
+        current = state.mirror.get(ws)
+        if current is None or body["updated_at"] >= current["updated_at"]:
+            state.mirror[ws] = body
+        return JSONResponse({"workspace_id": ws, **state.mirror[ws]})
+
+    async def claim(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        record = (await request.json())["record"]
+        k = (record["workspace_id"], record["key"])
+        current = state.ledger.get(k)
+        if current is None or current["state"] == "released":
+            state.ledger[k] = record
+            return JSONResponse({"claimed": True, "record": record})
+        return JSONResponse({"claimed": False, "record": current})
+
+    async def get_record(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        record = state.ledger.get((request.path_params["ws"], request.path_params["key"]))
+        if record is None:
+            return JSONResponse(
+                {"error": {"code": "not_found", "message": "no such record"}}, status_code=404
+            )
+        return JSONResponse(record)
+
+    async def complete(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        body = await request.json()
+        record = state.ledger[(body["workspace_id"], body["key"])]
+        record.update(state="completed", message=body["message"], updated_at=body["now"])
+        return JSONResponse({"ok": True})
+
+    async def release(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        body = await request.json()
+        record = state.ledger[(body["workspace_id"], body["key"])]
+        record.update(state="released", updated_at=body["now"])
+        return JSONResponse({"ok": True})
+
+    async def reconcile(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        records = (await request.json())["records"]
+        state.reconciled.extend(records)
+        duplicates = []
+        merged = 0
+        for record in records:
+            k = (record["workspace_id"], record["key"])
+            current = state.ledger.get(k)
+            if current is None:
+                state.ledger[k] = record
+                merged += 1
+            elif current.get("endpoint") == "edge" and current["state"] == "completed":
+                duplicates.append(record["key"])
+        return JSONResponse({"merged": merged, "duplicates": duplicates})
+
+    async def sync(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        after = int(request.query_params.get("after", "0"))
+        limit = int(request.query_params.get("limit", "100"))
+        page = [m for m in state.edge_messages if m["seq"] > after][:limit]
+        cursor = page[-1]["seq"] if page else after
+        return JSONResponse({"data": page, "next_cursor": cursor})
+
+    return Starlette(
+        routes=[
+            Route("/v1/health", health),
+            Route("/v1/settings-mirror/{ws}", put_mirror, methods=["PUT"]),
+            Route("/v1/ledger/claim", claim, methods=["POST"]),
+            Route("/v1/ledger/complete", complete, methods=["POST"]),
+            Route("/v1/ledger/release", release, methods=["POST"]),
+            Route("/v1/ledger/reconcile", reconcile, methods=["POST"]),
+            Route("/v1/ledger/{ws}/{key}", get_record),
+            Route("/v1/sync/messages", sync),
+        ]
+    )
