@@ -1,0 +1,130 @@
+"""Fixtures over real processes, for other suites' conftest.py files to import:
+
+    from tests.support.fixtures import simulator, stack  # noqa: F401 (registers the fixtures)
+
+`stack` (session): the provider simulator, the edge host and the origin, wired to each other, on ephemeral
+ports; its origin uses SQLite in a temporary directory, or SMSFAILOVER_TEST_DATABASE_URL when set (a
+PostgreSQL URL). `simulator` (session): a simulator on its own, for tests that need nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from smsfailover.express_shim.devenv import DevSecrets
+from smsfailover.express_shim.processes import (
+    ManagedProcess,
+    edge_spec,
+    free_port,
+    origin_spec,
+    simulator_spec,
+)
+
+from tests.support.servers import launch
+
+
+class Stack:
+    """The three processes of `make dev`, on ephemeral ports; stop, kill and start each one by name."""
+
+    def __init__(self, base_dir: Path, *, db_url: str | None = None) -> None:
+        self.secrets = DevSecrets.generate()
+        self.log_dir = base_dir / "logs"
+        self.db_url = db_url or f"sqlite:///{base_dir / 'origin.db'}"
+        sim_port, edge_port, origin_port = free_port(), free_port(), free_port()
+        self.env = self.secrets.environment(
+            provider_url=f"http://127.0.0.1:{sim_port}",
+            origin_url=f"http://127.0.0.1:{origin_port}",
+            edge_url=f"http://127.0.0.1:{edge_port}",
+        )
+        self.simulator = launch(simulator_spec(self.env, sim_port), self.log_dir, start=False)
+        self.edge = launch(edge_spec(self.env, edge_port, base_dir / "edge"), self.log_dir, start=False)
+        self.origin = launch(origin_spec(self.env, origin_port, self.db_url), self.log_dir, start=False)
+
+    @property
+    def processes(self) -> tuple[ManagedProcess, ...]:
+        return (self.simulator, self.edge, self.origin)  # start order: what each one calls comes first
+
+    @property
+    def jwt_secret(self) -> str:
+        return self.secrets.jwt_secret
+
+    @property
+    def simulator_url(self) -> str:
+        return self.simulator.url
+
+    @property
+    def edge_url(self) -> str:
+        return self.edge.url
+
+    @property
+    def origin_url(self) -> str:
+        return self.origin.url
+
+    def ensure_running(self) -> None:
+        """Start whatever a test stopped or killed; a no-op for processes still running."""
+        for process in self.processes:
+            process.start()
+
+    def start(self) -> None:
+        try:
+            self.ensure_running()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def start_origin(self) -> None:
+        self.origin.start()
+
+    def stop_origin(self) -> None:
+        self.origin.stop()
+
+    def kill_origin(self) -> None:
+        self.origin.kill()
+
+    def restart_origin(self) -> None:
+        self.origin.restart()
+
+    def start_edge(self) -> None:
+        self.edge.start()
+
+    def stop_edge(self) -> None:
+        self.edge.stop()
+
+    def kill_edge(self) -> None:
+        self.edge.kill()
+
+    def restart_edge(self) -> None:
+        self.edge.restart()
+
+    def start_simulator(self) -> None:
+        self.simulator.start()
+
+    def stop_simulator(self) -> None:
+        self.simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(
+        tmp_path_factory.mktemp("stack"), db_url=os.environ.get("SMSFAILOVER_TEST_DATABASE_URL") or None
+    )
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ManagedProcess, DevSecrets]]:
+    """A provider simulator alone, and the credentials it accepts."""
+    secrets = DevSecrets.generate()
+    env = secrets.environment(provider_url="http://127.0.0.1:0")
+    process = launch(simulator_spec(env, free_port()), tmp_path_factory.mktemp("simulator"))
+    yield process, secrets
+    process.stop()
