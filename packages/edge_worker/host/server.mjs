@@ -234,12 +234,17 @@ async function main() {
     stopping = true;
     console.log(`edge host stopping (${signal})`);
     server.closeAllConnections?.();
+    const deadline = setTimeout(() => process.exit(1), 5000); // never hang on the way out
     await new Promise((resolve) => server.close(resolve));
     await mf.dispose();
+    clearTimeout(deadline);
     process.exit(0);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  for (const signal of ["SIGTERM", "SIGINT"]) {
+    // Miniflare's own exit hook would exit(143) before this async stop ran; stop() disposes Miniflare itself.
+    process.removeAllListeners(signal);
+    process.on(signal, () => void stop(signal));
+  }
 }
 
 main().catch((err) => {
