@@ -17,7 +17,7 @@ def test_public_names_resolve_to_their_modules() -> None:
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
-        _ = sdk.no_such_name  # type: ignore[attr-defined]
+        _ = sdk.no_such_name
 
 
 def test_importing_a_submodule_does_not_import_the_client() -> None:

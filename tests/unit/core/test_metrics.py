@@ -11,6 +11,9 @@ class FakeClock:
     def monotonic(self) -> float:
         return self.now
 
+    def time(self) -> float:
+        return self.now
+
 
 def test_empty_window_has_no_rate_and_no_percentiles() -> None:
     stats = SlidingWindowMetrics(FakeClock()).stats()

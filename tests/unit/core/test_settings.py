@@ -20,6 +20,9 @@ class FakeClock:
     def monotonic(self) -> float:
         return self.now
 
+    def time(self) -> float:
+        return self.now
+
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
 

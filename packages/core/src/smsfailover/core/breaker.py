@@ -23,11 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-
-class MonotonicClock(Protocol):
-    """The part of `clock.Clock` the breaker needs."""
-
-    def monotonic(self) -> float: ...
+from smsfailover.core.clock import Clock
 
 
 class BreakerState(StrEnum):
@@ -112,7 +108,7 @@ Listener = Callable[[StateChange], None]
 class CircuitBreaker:
     def __init__(
         self,
-        clock: MonotonicClock,
+        clock: Clock,
         *,
         failure_threshold: int = 3,
         open_s: float = 30.0,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from smsfailover.core.breaker import BreakerState
+from smsfailover.core.clock import Clock, SystemClock
 from smsfailover.core.config import ClientConfig
 from smsfailover.core.errors import ConfigurationError, MessageRejected, SendFailed, SmsFailoverError
 from smsfailover.core.log import log_event
@@ -20,9 +21,7 @@ from smsfailover.core.router import (
     BREAKERS,
     Attempt,
     BreakerRegistry,
-    Clock,
     FailoverRouter,
-    MonotonicClock,
     RouteResult,
     Sleep,
 )
@@ -104,7 +103,7 @@ class FailoverClient:
         settings: SettingsSource | None = None,
     ) -> None:
         self.config = config
-        clock = clock if clock is not None else MonotonicClock()
+        clock = clock if clock is not None else SystemClock()
         if transport is None:
             from smsfailover.core.transport import HttpxTransport
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+
+from smsfailover.core.clock import Clock
 
 _GROWTH = 1.05
 _LOG_GROWTH = math.log(_GROWTH)
 _MAX_BIN = int(math.log(600_000) / _LOG_GROWTH) + 1  # 10 minutes; anything slower shares the last bin
-
-
-class MonotonicClock(Protocol):
-    def monotonic(self) -> float: ...
 
 
 def _bin_of(latency_ms: float) -> int:
@@ -68,7 +65,7 @@ class EndpointStats:
 
 
 class SlidingWindowMetrics:
-    def __init__(self, clock: MonotonicClock, *, window_s: float = 900.0, bucket_s: float = 1.0) -> None:
+    def __init__(self, clock: Clock, *, window_s: float = 900.0, bucket_s: float = 1.0) -> None:
         if window_s <= 0 or bucket_s <= 0 or bucket_s > window_s:
             raise ValueError("need 0 < bucket_s <= window_s")
         self._clock = clock
@@ -130,7 +127,7 @@ def _percentile(bins: dict[int, int], total: int, q: float) -> float | None:
 class EndpointMetrics:
     """One SlidingWindowMetrics per endpoint name ("origin", "edge"), created on first use."""
 
-    def __init__(self, clock: MonotonicClock, *, window_s: float = 900.0) -> None:
+    def __init__(self, clock: Clock, *, window_s: float = 900.0) -> None:
         self._clock = clock
         self._window_s = window_s
         self._by_endpoint: dict[str, SlidingWindowMetrics] = {}

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from smsfailover.core.breaker import CircuitBreaker, Permission, StateChange
+from smsfailover.core.clock import Clock, SystemClock
 from smsfailover.core.errors import MessageRejected, SendFailed
 from smsfailover.core.log import log_event
 from smsfailover.core.metrics import EndpointMetrics
@@ -43,10 +43,6 @@ ORIGIN = "origin"
 EDGE = "edge"
 _MAX_ROUNDS = 50  # POST / poll rounds on one endpoint; the deadline normally ends the loop long before
 _MIN_POLL_S = 0.05
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
 
 
 class Outcome(StrEnum):
@@ -128,13 +124,6 @@ def _log_state_change(origin_url: str) -> Callable[[StateChange], None]:
 BREAKERS = BreakerRegistry()
 
 
-class MonotonicClock:
-    """The default clock: `time.monotonic`, immune to wall-clock jumps."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
 @dataclass(slots=True)
 class _EndpointAnswer:
     """What one endpoint finally said, after any 409 polling."""
@@ -159,7 +148,7 @@ class FailoverRouter:
         self._transport = transport
         self._settings = settings
         self.config = config
-        self._clock = clock if clock is not None else MonotonicClock()
+        self._clock = clock if clock is not None else SystemClock()
         self._sleep = sleep
         self.metrics = metrics if metrics is not None else EndpointMetrics(self._clock)
         self.breaker = breakers.get(

@@ -16,12 +16,9 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Protocol
 
+from smsfailover.core.clock import Clock
 from smsfailover.core.log import log_event
 from smsfailover.core.transport import EndpointTransport, TransportError, TransportReply
-
-
-class MonotonicClock(Protocol):
-    def monotonic(self) -> float: ...
 
 
 class SettingsSource(Protocol):
@@ -46,7 +43,7 @@ class CachedSettings:
         *,
         origin_url: str,
         edge_url: str,
-        clock: MonotonicClock,
+        clock: Clock,
         ttl_s: float = 30.0,
         origin_timeout_s: float = 2.0,
         edge_timeout_s: float = 5.0,
