@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.support.fixtures import Stack
 
-from tests.contract.kit import Api, Simulator, Tokens
+from tests.contract.fixtures import edge_api, origin_api, sim, stack, tokens
+from tests.contract.kit import Api, Simulator
+
+__all__ = ["edge_api", "origin_api", "sim", "stack", "tokens"]  # shared fixtures, registered here
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -19,35 +21,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
-def tokens(stack: Stack) -> Tokens:
-    return Tokens(stack.jwt_secret)
-
-
-@pytest.fixture(scope="session")
-def origin_api(stack: Stack, tokens: Tokens) -> Iterator[Api]:
-    api = Api("origin", stack.origin_url, tokens)
-    yield api
-    api.close()
-
-
-@pytest.fixture(scope="session")
-def edge_api(stack: Stack, tokens: Tokens) -> Iterator[Api]:
-    api = Api("edge", stack.edge_url, tokens)
-    yield api
-    api.close()
-
-
 @pytest.fixture(params=["origin", "edge"])
 def api(request: pytest.FixtureRequest, origin_api: Api, edge_api: Api) -> Api:
     return origin_api if request.param == "origin" else edge_api
-
-
-@pytest.fixture(scope="session")
-def sim(stack: Stack) -> Iterator[Simulator]:
-    simulator = Simulator(stack.simulator_url)
-    yield simulator
-    simulator.close()
 
 
 @pytest.fixture(autouse=True)

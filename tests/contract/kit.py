@@ -151,23 +151,20 @@ class Simulator:
     def messages(self) -> list[dict[str, Any]]:
         resp = self.http.get("/_sim/messages")
         resp.raise_for_status()
-        data = resp.json()
-        items = data.get("messages", data.get("data", [])) if isinstance(data, dict) else data
+        items = resp.json()["messages"]
+        assert isinstance(items, list)
         return [m for m in items if isinstance(m, dict)]
 
     def received(self, marker: str) -> list[dict[str, Any]]:
         """Messages whose body contains marker (each test tags its content with a unique marker)."""
-        return [m for m in self.messages() if marker in str(m.get("body", m.get("Body", "")))]
+        return [m for m in self.messages() if marker in str(m.get("body", ""))]
 
     def set_faults(self, **faults: Any) -> None:
         resp = self.http.post("/_sim/faults", json=faults)
         resp.raise_for_status()
 
     def clear_faults(self) -> None:
-        resp = self.http.delete("/_sim/faults")
-        if resp.status_code == 405:
-            resp = self.http.post("/_sim/faults", json={})
-        resp.raise_for_status()
+        self.http.delete("/_sim/faults").raise_for_status()
 
 
 def poll(

@@ -77,7 +77,7 @@ def test_key_in_flight_is_409_with_retry_after_then_completes(api: Api, sim: Sim
     ws = new_workspace()
     key = new_key()
     body = send_body(ws)
-    sim.set_faults(latency_ms=2500)
+    sim.set_faults(slow_after_accept_ms=2500)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             first = pool.submit(api.send, ws, body, key=key)

@@ -6,41 +6,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from smsfailover.core import FailoverClient
+
+from tests.contract.fixtures import edge_api, origin_api, sim, stack, tokens
+from tests.contract.kit import Api, Simulator, Tokens, json_body, new_workspace, poll
 from tests.support.fixtures import Stack
 
-from tests.contract.kit import Api, Simulator, Tokens, json_body, new_workspace, poll
+__all__ = ["edge_api", "origin_api", "sim", "stack", "tokens"]  # shared fixtures, registered here
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in item.nodeid:
             item.add_marker(pytest.mark.e2e)
-
-
-@pytest.fixture(scope="session")
-def tokens(stack: Stack) -> Tokens:
-    return Tokens(stack.jwt_secret)
-
-
-@pytest.fixture(scope="session")
-def origin_api(stack: Stack, tokens: Tokens) -> Iterator[Api]:
-    api = Api("origin", stack.origin_url, tokens)
-    yield api
-    api.close()
-
-
-@pytest.fixture(scope="session")
-def edge_api(stack: Stack, tokens: Tokens) -> Iterator[Api]:
-    api = Api("edge", stack.edge_url, tokens)
-    yield api
-    api.close()
-
-
-@pytest.fixture(scope="session")
-def sim(stack: Stack) -> Iterator[Simulator]:
-    simulator = Simulator(stack.simulator_url)
-    yield simulator
-    simulator.close()
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +72,7 @@ async def make_client(
         for name, value in {**base, **env}.items():
             monkeypatch.setenv(name, value)
         client = FailoverClient.from_env()
+        client.reset_circuit_breaker()  # breakers are per process and origin URL: start each test closed
         clients.append(client)
         return client
 

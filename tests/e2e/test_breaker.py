@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from tests.support.fixtures import Stack
+from smsfailover.core import SendResult
 
 from tests.contract.kit import apoll, unique_content
 from tests.e2e.conftest import ClientFactory
+from tests.support.fixtures import Stack
 
 
-def _endpoints(result: object) -> list[str]:
-    attempts = getattr(result, "attempts")  # noqa: B009 - SendResult.attempts per CONTRACT §4
-    return [a[0] if isinstance(a, tuple) else a.endpoint for a in attempts]
+def _endpoints(result: SendResult) -> list[str]:
+    return [attempt.endpoint for attempt in result.attempts]
 
 
 async def test_breaker_opens_after_three_failures_and_recovers_through_one_probe(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 
-from tests.support.fixtures import Stack
-
 from tests.contract.kit import (
     Api,
     Simulator,
@@ -17,6 +15,7 @@ from tests.contract.kit import (
     unique_content,
 )
 from tests.e2e.conftest import ClientFactory
+from tests.support.fixtures import Stack
 
 
 async def test_origin_answers_after_the_client_timeout_and_the_edge_does_not_send_again(
@@ -25,7 +24,7 @@ async def test_origin_answers_after_the_client_timeout_and_the_edge_does_not_sen
     """The origin sends, then answers after the client's timeout; the failover to the edge finds the claim."""
     client = make_client(workspace_id=failover_ws, SMSFAILOVER_ORIGIN_TIMEOUT_S="1")
     content = unique_content("slow-origin")
-    sim.set_faults(latency_ms=2500)  # the provider records the message, then answers late
+    sim.set_faults(slow_after_accept_ms=2500)  # the provider records the message, then answers late
 
     result = await client.send_message(to="+16266635938", content=content, workspace_id=failover_ws)
 
@@ -99,7 +98,7 @@ async def test_edge_sends_appear_in_the_origin_list_once_it_is_back(
 def test_the_same_key_at_both_endpoints_at_once_is_one_provider_call(
     origin_api: Api, edge_api: Api, sim: Simulator, failover_ws: str
 ) -> None:
-    sim.set_faults(latency_ms=300)  # keeps both requests in flight together
+    sim.set_faults(slow_after_accept_ms=300)  # keeps both requests in flight together
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         for _ in range(4):
             key = new_key("both")

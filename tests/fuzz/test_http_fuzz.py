@@ -19,9 +19,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from tests.support.fixtures import Stack
 
 from tests.contract.kit import Tokens
+from tests.support.fixtures import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -56,10 +56,10 @@ def _fuzz(schema: Any, base_url: str, headers: dict[str, str], mode: schemathesi
         derandomize=True,
     )
     @given(case=schema.as_strategy(generation_mode=mode), with_auth=st.booleans())
-    def run(case: schemathesis.Case, with_auth: bool) -> None:
+    def run(case: schemathesis.Case[Any], with_auth: bool) -> None:
         nonlocal calls
         if with_auth:
-            case.headers = {**(case.headers or {}), **headers}
+            case.headers.update(headers)
         response = case.call(base_url=base_url, timeout=15)
         calls += 1
         case.validate_response(response, checks=CHECKS)
