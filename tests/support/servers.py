@@ -15,7 +15,6 @@ from smsfailover.express_shim.processes import (
     ManagedProcess,
     ProcessSpec,
     edge_spec,
-    file_sink,
     free_port,
     origin_spec,
     simulator_spec,
@@ -31,7 +30,7 @@ def _log_dir(log_dir: Path | None) -> Path:
 def launch(spec: ProcessSpec, log_dir: Path | None = None, *, start: bool = True) -> ManagedProcess:
     """A process for spec whose output goes to `<log_dir>/<name>-<port>.log`, started unless start=False."""
     log_path = _log_dir(log_dir) / f"{spec.name}-{spec.port}.log"
-    process = ManagedProcess(spec, sink=file_sink(log_path), log_path=log_path)
+    process = ManagedProcess(spec, log_path=log_path)
     if start:
         process.start()
     return process

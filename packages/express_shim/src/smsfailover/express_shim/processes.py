@@ -116,9 +116,12 @@ def edge_spec(env: Mapping[str, str], port: int, persist_dir: Path) -> ProcessSp
 class ManagedProcess:
     """One server process: start (and wait until ready), stop, kill (a crash), restart on the same port."""
 
-    def __init__(self, spec: ProcessSpec, *, sink: LineSink, log_path: Path | None = None) -> None:
+    def __init__(
+        self, spec: ProcessSpec, *, sink: LineSink | None = None, log_path: Path | None = None
+    ) -> None:
+        """Output lines go to sink (e.g. a prefixed terminal) and/or are appended to the file log_path."""
         self.spec = spec
-        self.log_path = log_path  # where sink writes, when it writes to a file: for error messages
+        self.log_path = log_path
         self._sink = sink
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -152,8 +155,12 @@ class ManagedProcess:
             start_new_session=True,
         )
         assert self._proc.stdout is not None
+        log = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = self.log_path.open("a", encoding="utf-8", buffering=1)
         self._reader = threading.Thread(
-            target=self._pump, args=(self._proc.stdout,), name=f"{self.spec.name}-output", daemon=True
+            target=self._pump, args=(self._proc.stdout, log), name=f"{self.spec.name}-output", daemon=True
         )
         self._reader.start()
         self.wait_ready()
@@ -164,6 +171,8 @@ class ManagedProcess:
         with httpx2.Client(timeout=2.0) as http:
             while True:
                 if not self.is_running():
+                    if self._reader is not None:
+                        self._reader.join(timeout=2.0)  # let the last lines of its output arrive
                     raise ProcessError(f"{self.spec.name} exited before it was ready{self._tail_text()}")
                 with contextlib.suppress(httpx2.HTTPError):
                     if http.get(probe).status_code == 200:
@@ -214,30 +223,26 @@ class ManagedProcess:
         self._reader = None
         self._proc = None
 
-    def _pump(self, stream: IO[str]) -> None:
-        for line in stream:
-            text = line.rstrip("\n")
-            self._tail = [*self._tail[-(LOG_TAIL_LINES - 1) :], text]
-            self._sink(text)
-        stream.close()
+    def _pump(self, stream: IO[str], log: IO[str] | None) -> None:
+        """Runs in a thread until the process closes its output (it exits)."""
+        try:
+            for line in stream:
+                text = line.rstrip("\n")
+                self._tail = [*self._tail[-(LOG_TAIL_LINES - 1) :], text]
+                if log is not None:
+                    log.write(text + "\n")
+                if self._sink is not None:
+                    self._sink(text)
+        finally:
+            stream.close()
+            if log is not None:
+                log.close()
 
     def _tail_text(self) -> str:
+        where = f" (all of it in {self.log_path})" if self.log_path is not None else ""
         if not self._tail:
-            return ""
-        return "; its last output:\n" + "\n".join(self._tail)
-
-
-def file_sink(path: Path) -> LineSink:
-    """Append each line to a file (kept open; line-buffered so a test failure shows everything so far)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a", encoding="utf-8", buffering=1)
-    lock = threading.Lock()
-
-    def write(line: str) -> None:
-        with lock:
-            handle.write(line + "\n")
-
-    return write
+            return f"; it printed nothing{where}"
+        return f"; its last output{where}:\n" + "\n".join(self._tail)
 
 
 def prefixed_sink(prefix: str, out: IO[str] | None = None, lock: threading.Lock | None = None) -> LineSink:

@@ -1,0 +1,57 @@
+"""Status callbacks: Twilio-signed form posts to the StatusCallback URL as a message advances."""
+
+from __future__ import annotations
+
+import uuid
+
+from smsfailover.express_shim.simulator.signature import twilio_signature
+
+from tests.simulator.conftest import CallbackReceiver, Twilio
+
+
+def _send(twilio: Twilio, callbacks: CallbackReceiver, to: str) -> str:
+    resp = twilio.create(To=to, Body=f"hi {uuid.uuid4().hex}", StatusCallback=callbacks.url("/status?x=1"))
+    assert resp.status_code == 201, resp.text
+    sid: str = resp.json()["sid"]
+    return sid
+
+
+def test_callbacks_advance_sent_then_delivered_and_are_signed(
+    twilio: Twilio, callbacks: CallbackReceiver
+) -> None:
+    sid = _send(twilio, callbacks, "+16266635938")
+
+    got = callbacks.for_sid(sid, count=2)
+
+    assert [c.params["MessageStatus"] for c in got] == ["sent", "delivered"]
+    for callback in got:
+        assert callback.url == callbacks.url("/status?x=1")
+        assert callback.params["SmsStatus"] == callback.params["MessageStatus"]
+        assert callback.params["AccountSid"] == twilio.secrets.twilio_account_sid
+        assert callback.params["To"] == "+16266635938"
+        expected = twilio_signature(callback.url, callback.params, twilio.secrets.twilio_auth_token)
+        assert callback.signature == expected
+    listed = [m for m in twilio.received()["messages"] if m["sid"] == sid]  # type: ignore[attr-defined]
+    assert [c["http_status"] for c in listed[0]["callbacks"]] == [204, 204]
+
+
+def test_a_designated_number_ends_undelivered_with_an_error_code(
+    twilio: Twilio, callbacks: CallbackReceiver
+) -> None:
+    sid = _send(twilio, callbacks, "+15005550010")
+
+    got = callbacks.for_sid(sid, count=2)
+
+    assert [c.params["MessageStatus"] for c in got] == ["sent", "undelivered"]
+    assert got[-1].params["ErrorCode"] == "30003"
+    assert twilio.fetch(sid).json()["error_code"] == 30003
+
+
+def test_a_designated_number_fails_without_being_sent(twilio: Twilio, callbacks: CallbackReceiver) -> None:
+    sid = _send(twilio, callbacks, "+15005550011")
+
+    got = callbacks.for_sid(sid, count=1)
+
+    assert [c.params["MessageStatus"] for c in got] == ["failed"]
+    assert got[0].params["ErrorCode"] == "30008"
+    assert twilio.fetch(sid).json()["status"] == "failed"
