@@ -1,0 +1,196 @@
+"""The idempotency ledger: one logical message reaches the provider at most once (DESIGN.md).
+
+    claim ──▶ CLAIMED (lease) ──complete──▶ COMPLETED   replayed to every later caller with the same key
+                     │ └──────release────▶ RELEASED    nothing was sent; the next claim may take the key
+                     └── lease runs out ─▶ (unknown)   never re-claimed: a reported unknown beats a double SMS
+
+The store does one thing atomically (`try_claim`: insert, or take over a RELEASED row); every decision after that
+is made here, from the stored record and the clock (expiry is computed, never trusted to the store).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from smsfailover.core.clock import Clock
+from smsfailover.core.ids import new_message_id
+
+LedgerMode = Literal["edge", "local"]
+RETENTION_S = 24 * 3600.0
+
+
+class LedgerState(StrEnum):
+    CLAIMED = "claimed"
+    COMPLETED = "completed"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    workspace_id: str
+    key: str
+    fingerprint: str
+    state: LedgerState
+    endpoint: str  # who claimed: "origin" or "edge"
+    lease_expires_at: float
+    created_at: float
+    updated_at: float
+    message: dict[str, object] | None = None  # the stored response body, once completed
+    message_id: str = ""  # minted at claim time, so even an unknown outcome has an id
+
+    def is_expired(self, now: float) -> bool:
+        return self.state is LedgerState.CLAIMED and now >= self.lease_expires_at
+
+
+class LedgerStore(Protocol):
+    async def try_claim(self, record: LedgerRecord) -> bool:
+        """Insert `record`, or take over a RELEASED row with the same key; False if any other row exists."""
+        ...
+
+    async def get(self, workspace_id: str, key: str) -> LedgerRecord | None: ...
+
+    async def complete(self, workspace_id: str, key: str, message: dict[str, object], now: float) -> None: ...
+
+    async def release(self, workspace_id: str, key: str, now: float) -> None: ...
+
+    async def purge(self, older_than: float) -> int: ...
+
+
+class InMemoryLedgerStore:
+    """A process-local store: for tests, and for callers that need no durability."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], LedgerRecord] = {}
+
+    async def try_claim(self, record: LedgerRecord) -> bool:
+        current = self._rows.get((record.workspace_id, record.key))
+        if current is not None and current.state is not LedgerState.RELEASED:
+            return False
+        self._rows[(record.workspace_id, record.key)] = record
+        return True
+
+    async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:
+        return self._rows.get((workspace_id, key))
+
+    async def complete(self, workspace_id: str, key: str, message: dict[str, object], now: float) -> None:
+        current = self._rows.get((workspace_id, key))
+        if current is not None and current.state is LedgerState.CLAIMED:
+            self._rows[(workspace_id, key)] = replace(
+                current, state=LedgerState.COMPLETED, message=dict(message), updated_at=now
+            )
+
+    async def release(self, workspace_id: str, key: str, now: float) -> None:
+        current = self._rows.get((workspace_id, key))
+        if current is not None and current.state is LedgerState.CLAIMED:
+            self._rows[(workspace_id, key)] = replace(current, state=LedgerState.RELEASED, updated_at=now)
+
+    async def purge(self, older_than: float) -> int:
+        old = [k for k, r in self._rows.items() if r.created_at < older_than]
+        for k in old:
+            del self._rows[k]
+        return len(old)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """This caller owns the key: send, then complete() or release()."""
+
+    record: LedgerRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Already sent: answer with the stored message."""
+
+    record: LedgerRecord
+    message: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class InProgress:
+    """Another attempt holds the key and its lease is live: ask the caller to come back."""
+
+    record: LedgerRecord
+    retry_after_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A claim whose lease ran out without completion: it may or may not have been sent."""
+
+    record: LedgerRecord
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReused:
+    """The key was used for a different payload."""
+
+    record: LedgerRecord
+
+
+ClaimOutcome = Claimed | Replay | InProgress | Unknown | KeyReused
+
+
+class LedgerUnavailable(Exception):
+    """The ledger's store could not be reached or answered nonsense."""
+
+
+class IdempotencyLedger:
+    def __init__(
+        self, store: LedgerStore, clock: Clock, *, lease_s: float = 30.0, mode: LedgerMode = "edge"
+    ) -> None:
+        self.store = store
+        self.mode: LedgerMode = mode
+        self._clock = clock
+        self._lease_s = lease_s
+
+    async def claim(self, workspace_id: str, key: str, fingerprint: str, endpoint: str) -> ClaimOutcome:
+        now = self._clock.time()
+        record = LedgerRecord(
+            workspace_id=workspace_id,
+            key=key,
+            fingerprint=fingerprint,
+            state=LedgerState.CLAIMED,
+            endpoint=endpoint,
+            lease_expires_at=now + self._lease_s,
+            created_at=now,
+            updated_at=now,
+            message=None,
+            message_id=new_message_id(now),
+        )
+        for _ in range(2):  # a second round only if the row vanished between claim and read (a purge)
+            if await self.store.try_claim(record):
+                return Claimed(record)
+            existing = await self.store.get(workspace_id, key)
+            if existing is not None and existing.state is not LedgerState.RELEASED:
+                return self.judge(existing, fingerprint)
+        raise LedgerUnavailable("the ledger neither took the claim nor showed the row holding the key")
+
+    async def lookup(self, workspace_id: str, key: str) -> ClaimOutcome | None:
+        """What a later caller with this key would get, without claiming (GET ?idempotency_key=)."""
+        existing = await self.store.get(workspace_id, key)
+        if existing is None or existing.state is LedgerState.RELEASED:
+            return None
+        return self.judge(existing, existing.fingerprint)
+
+    def judge(self, existing: LedgerRecord, fingerprint: str) -> ClaimOutcome:
+        now = self._clock.time()
+        if existing.fingerprint != fingerprint:
+            return KeyReused(existing)
+        if existing.state is LedgerState.COMPLETED and existing.message is not None:
+            return Replay(existing, existing.message)
+        if existing.is_expired(now):
+            return Unknown(existing)
+        return InProgress(existing, retry_after_s=max(1, min(5, math.ceil(existing.lease_expires_at - now))))
+
+    async def complete(self, claim: LedgerRecord, message: dict[str, object]) -> None:
+        await self.store.complete(claim.workspace_id, claim.key, message, self._clock.time())
+
+    async def release(self, claim: LedgerRecord) -> None:
+        await self.store.release(claim.workspace_id, claim.key, self._clock.time())
+
+    async def purge(self, retention_s: float = RETENTION_S) -> int:
+        return await self.store.purge(self._clock.time() - max(retention_s, RETENTION_S))

@@ -1,0 +1,332 @@
+"""The ledger and message tables, in SQL written once (SQLite dialect, `?` placeholders).
+
+SQLite, Cloudflare D1 and (after the origin rewrites `?` to `$n` and INTEGER to BIGINT) PostgreSQL all run these
+statements. Each database supplies only a SqlExecutor. Times are epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from smsfailover.core.ids import parse_rfc3339, rfc3339
+from smsfailover.core.ledger import LedgerRecord, LedgerState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS idempotency_ledger (
+    workspace_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    lease_expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    message TEXT,
+    PRIMARY KEY (workspace_id, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_ledger_created ON idempotency_ledger (created_at);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    to_number TEXT NOT NULL,
+    content TEXT NOT NULL,
+    contact_id TEXT,
+    media_urls TEXT NOT NULL,
+    status TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    ledger TEXT NOT NULL,
+    provider_message_id TEXT,
+    segments INTEGER NOT NULL,
+    encoding TEXT NOT NULL,
+    latency_ms REAL,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_ws_key ON messages (workspace_id, idempotency_key);
+CREATE INDEX IF NOT EXISTS messages_ws_created ON messages (workspace_id, created_at, id);
+CREATE INDEX IF NOT EXISTS messages_seq ON messages (seq);
+CREATE INDEX IF NOT EXISTS messages_provider ON messages (provider_message_id);
+"""
+
+
+def schema_statements(script: str = SCHEMA) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+class SqlExecutor(Protocol):
+    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]: ...
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _s(ms: object) -> float:
+    return float(ms) / 1000.0 if isinstance(ms, int | float) else 0.0
+
+
+# ---- the ledger -------------------------------------------------------------------------------------------------
+
+_CLAIM = """
+INSERT INTO idempotency_ledger (workspace_id, idempotency_key, fingerprint, state, endpoint, message_id,
+                                lease_expires_at, created_at, updated_at, message)
+VALUES (?, ?, ?, 'claimed', ?, ?, ?, ?, ?, NULL)
+ON CONFLICT (workspace_id, idempotency_key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, state = 'claimed', endpoint = excluded.endpoint,
+    message_id = excluded.message_id, lease_expires_at = excluded.lease_expires_at,
+    created_at = excluded.created_at, updated_at = excluded.updated_at, message = NULL
+WHERE idempotency_ledger.state = 'released'
+RETURNING idempotency_key
+"""
+_GET = "SELECT * FROM idempotency_ledger WHERE workspace_id = ? AND idempotency_key = ?"
+_COMPLETE = """
+UPDATE idempotency_ledger SET state = 'completed', message = ?, updated_at = ?
+WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed'
+"""
+_RELEASE = """
+UPDATE idempotency_ledger SET state = 'released', updated_at = ?
+WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed'
+"""
+_PURGE = "DELETE FROM idempotency_ledger WHERE created_at < ?"
+
+
+def record_from_row(row: Mapping[str, Any]) -> LedgerRecord:
+    message = row.get("message")
+    return LedgerRecord(
+        workspace_id=str(row["workspace_id"]),
+        key=str(row["idempotency_key"]),
+        fingerprint=str(row["fingerprint"]),
+        state=LedgerState(str(row["state"])),
+        endpoint=str(row["endpoint"]),
+        lease_expires_at=_s(row["lease_expires_at"]),
+        created_at=_s(row["created_at"]),
+        updated_at=_s(row["updated_at"]),
+        message=json.loads(message) if isinstance(message, str) else None,
+        message_id=str(row.get("message_id") or ""),
+    )
+
+
+class SqlLedgerStore:
+    def __init__(self, db: SqlExecutor) -> None:
+        self._db = db
+
+    async def try_claim(self, record: LedgerRecord) -> bool:
+        rows = await self._db.fetch(
+            _CLAIM,
+            [
+                record.workspace_id,
+                record.key,
+                record.fingerprint,
+                record.endpoint,
+                record.message_id,
+                _ms(record.lease_expires_at),
+                _ms(record.created_at),
+                _ms(record.updated_at),
+            ],
+        )
+        return len(rows) == 1
+
+    async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:
+        rows = await self._db.fetch(_GET, [workspace_id, key])
+        return record_from_row(rows[0]) if rows else None
+
+    async def complete(self, workspace_id: str, key: str, message: dict[str, object], now: float) -> None:
+        await self._db.execute(_COMPLETE, [json.dumps(message), _ms(now), workspace_id, key])
+
+    async def release(self, workspace_id: str, key: str, now: float) -> None:
+        await self._db.execute(_RELEASE, [_ms(now), workspace_id, key])
+
+    async def purge(self, older_than: float) -> int:
+        return await self._db.execute(_PURGE, [_ms(older_than)])
+
+
+# ---- messages ---------------------------------------------------------------------------------------------------
+
+_MESSAGE_COLUMNS = (
+    "id, workspace_id, idempotency_key, to_number, content, contact_id, media_urls, status, endpoint, ledger, "
+    "provider_message_id, segments, encoding, latency_ms, error, created_at, updated_at"
+)
+_NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM messages)"
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq) VALUES ({', '.join('?' * 17)}, {_NEXT_SEQ})"
+)
+_UPSERT_MESSAGE = (
+    _INSERT_MESSAGE
+    + " ON CONFLICT (id) DO UPDATE SET status = excluded.status, provider_message_id = excluded.provider_message_id,"
+    " latency_ms = excluded.latency_ms, error = excluded.error, updated_at = excluded.updated_at, seq = excluded.seq"
+)
+UPDATABLE_FIELDS = ("status", "provider_message_id", "latency_ms", "error", "segments", "encoding")
+
+
+def message_to_row(message: Mapping[str, Any]) -> list[object]:
+    error = message.get("error")
+    return [
+        message["id"],
+        message["workspace_id"],
+        message["idempotency_key"],
+        message["to"],
+        message.get("content") or "",
+        message.get("contact_id"),
+        json.dumps(list(message.get("media_urls") or [])),
+        message["status"],
+        message["endpoint"],
+        message.get("ledger") or "local",
+        message.get("provider_message_id"),
+        int(message.get("segments") or 1),
+        message.get("encoding") or "GSM-7",
+        message.get("latency_ms"),
+        json.dumps(error) if error is not None else None,
+        _ms(parse_rfc3339(str(message["created_at"]))),
+        _ms(parse_rfc3339(str(message.get("updated_at") or message["created_at"]))),
+    ]
+
+
+def message_from_row(row: Mapping[str, Any]) -> dict[str, object]:
+    error = row.get("error")
+    message: dict[str, object] = {
+        "id": row["id"],
+        "workspace_id": row["workspace_id"],
+        "idempotency_key": row["idempotency_key"],
+        "to": row["to_number"],
+        "content": row["content"],
+        "contact_id": row.get("contact_id"),
+        "media_urls": json.loads(row["media_urls"]) if row.get("media_urls") else [],
+        "status": row["status"],
+        "endpoint": row["endpoint"],
+        "ledger": row["ledger"],
+        "provider_message_id": row.get("provider_message_id"),
+        "segments": row["segments"],
+        "encoding": row["encoding"],
+        "latency_ms": row.get("latency_ms"),
+        "error": json.loads(error) if isinstance(error, str) else None,
+        "created_at": rfc3339(_s(row["created_at"])),
+        "updated_at": rfc3339(_s(row["updated_at"])),
+        "requires_refresh": row["endpoint"] == "edge",
+    }
+    if "seq" in row:
+        message["seq"] = row["seq"]
+    return message
+
+
+class SqlMessageStore:
+    """Messages as an endpoint recorded them; newest first per workspace, and a `seq` feed of every change."""
+
+    def __init__(self, db: SqlExecutor) -> None:
+        self._db = db
+
+    async def insert(self, message: Mapping[str, Any]) -> None:
+        await self._db.execute(_INSERT_MESSAGE, message_to_row(message))
+
+    async def upsert(self, message: Mapping[str, Any]) -> None:
+        """Insert, or bring an existing row (same id) up to date: the origin's sync of edge sends."""
+        await self._db.execute(_UPSERT_MESSAGE, message_to_row(message))
+
+    async def update(self, workspace_id: str, message_id: str, fields: Mapping[str, Any], now: float) -> None:
+        unknown = set(fields) - set(UPDATABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        names = list(fields)
+        values: list[object] = [
+            json.dumps(fields[n]) if n == "error" and fields[n] is not None else fields[n] for n in names
+        ]
+        assignments = ", ".join(f"{n} = ?" for n in names)
+        await self._db.execute(
+            f"UPDATE messages SET {assignments}, updated_at = ?, seq = {_NEXT_SEQ} WHERE workspace_id = ? AND id = ?",  # noqa: S608 (names are from UPDATABLE_FIELDS)
+            [*values, _ms(now), workspace_id, message_id],
+        )
+
+    async def get(self, workspace_id: str, message_id: str) -> dict[str, object] | None:
+        rows = await self._db.fetch(
+            "SELECT * FROM messages WHERE workspace_id = ? AND id = ?", [workspace_id, message_id]
+        )
+        return message_from_row(rows[0]) if rows else None
+
+    async def get_by_key(self, workspace_id: str, key: str) -> dict[str, object] | None:
+        rows = await self._db.fetch(
+            "SELECT * FROM messages WHERE workspace_id = ? AND idempotency_key = ? ORDER BY created_at DESC LIMIT 1",
+            [workspace_id, key],
+        )
+        return message_from_row(rows[0]) if rows else None
+
+    async def get_by_provider_id(self, provider_message_id: str) -> dict[str, object] | None:
+        rows = await self._db.fetch(
+            "SELECT * FROM messages WHERE provider_message_id = ? LIMIT 1", [provider_message_id]
+        )
+        return message_from_row(rows[0]) if rows else None
+
+    async def list(
+        self, workspace_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, object]], str | None]:
+        """Newest first. The cursor is `<created_ms>.<id>` of the last row of the previous page."""
+        params: list[object] = [workspace_id]
+        where = "workspace_id = ?"
+        if cursor:
+            created, _, last_id = cursor.partition(".")
+            where += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+            params += [int(created), int(created), last_id]
+        rows = await self._db.fetch(
+            f"SELECT * FROM messages WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?",  # noqa: S608
+            [*params, limit + 1],
+        )
+        page = rows[:limit]
+        next_cursor = f"{page[-1]['created_at']}.{page[-1]['id']}" if len(rows) > limit else None
+        return [message_from_row(r) for r in page], next_cursor
+
+    async def changed_since(
+        self, seq: int, limit: int = 100, *, endpoint: str | None = None
+    ) -> list[dict[str, object]]:
+        """Rows changed after `seq`, oldest change first (each row once, at its latest change)."""
+        where, params = "seq > ?", [seq]
+        if endpoint is not None:
+            where += " AND endpoint = ?"
+            params.append(endpoint)  # type: ignore[arg-type]
+        rows = await self._db.fetch(
+            f"SELECT * FROM messages WHERE {where} ORDER BY seq LIMIT ?",
+            [*params, limit],  # noqa: S608
+        )
+        return [message_from_row(r) for r in rows]
+
+
+def is_valid_cursor(cursor: str) -> bool:
+    created, dot, last_id = cursor.partition(".")
+    return bool(dot) and created.isdigit() and last_id.startswith("msg_") and len(last_id) <= 40
+
+
+class SqliteExecutor:
+    """stdlib sqlite3 behind the async seam: for tests and single-process tools (calls run inline)."""
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+
+    def create_schema(self) -> None:
+        for statement in schema_statements():
+            self._conn.execute(statement)
+
+    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(sql, list(params))
+        rows = [dict(r) for r in cursor.fetchall()]
+        cursor.close()
+        return rows
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        cursor = self._conn.execute(sql, list(params))
+        changed = cursor.rowcount
+        cursor.close()
+        return max(changed, 0)
+
+    def close(self) -> None:
+        self._conn.close()
