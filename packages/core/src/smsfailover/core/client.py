@@ -324,7 +324,7 @@ def _normalized(to: str) -> str:
 
     try:
         return normalize_phone(to)
-    except Exception:
+    except ValueError:
         return to
 
 
