@@ -21,6 +21,7 @@ from smsfailover.express_shim.processes import (
     free_port,
     origin_spec,
     simulator_spec,
+    vendor_worker_modules,
 )
 
 from tests.support.servers import launch
@@ -40,7 +41,10 @@ class Stack:
             edge_url=f"http://127.0.0.1:{edge_port}",
         )
         self.simulator = launch(simulator_spec(self.env, sim_port), self.log_dir, start=False)
-        self.edge = launch(edge_spec(self.env, edge_port, base_dir / "edge"), self.log_dir, start=False)
+        # The edge loads core from its own vendored copy, made fresh at start(): the core under test.
+        self.python_modules = base_dir / "python_modules"
+        edge = edge_spec(self.env, edge_port, base_dir / "edge", python_modules=self.python_modules)
+        self.edge = launch(edge, self.log_dir, start=False)
         self.origin = launch(origin_spec(self.env, origin_port, self.db_url), self.log_dir, start=False)
 
     @property
@@ -69,6 +73,7 @@ class Stack:
             process.start()
 
     def start(self) -> None:
+        vendor_worker_modules(self.python_modules)
         try:
             self.ensure_running()
         except BaseException:

@@ -96,10 +96,13 @@ def origin_spec(env: Mapping[str, str], port: int, db_url: str) -> ProcessSpec:
     )
 
 
-def edge_spec(env: Mapping[str, str], port: int, persist_dir: Path) -> ProcessSpec:
+def edge_spec(
+    env: Mapping[str, str], port: int, persist_dir: Path, *, python_modules: Path | None = None
+) -> ProcessSpec:
+    """The edge host; python_modules (vendored core, see vendor_worker_modules) defaults to the repo's."""
     node = shutil.which("node") or "node"
     root = repo_root()
-    argv = (
+    argv = [
         node,
         str(root / "packages" / "edge_worker" / "host" / "server.mjs"),
         "--host",
@@ -108,9 +111,23 @@ def edge_spec(env: Mapping[str, str], port: int, persist_dir: Path) -> ProcessSp
         "{port}",
         "--persist",
         str(persist_dir),
-    )
+    ]
+    if python_modules is not None:
+        argv += ["--python-modules", str(python_modules)]
     # Loading Pyodide and the worker's imports takes a few seconds, more on a busy CI machine.
-    return ProcessSpec("edge", argv, port, "/v1/health", env=env, cwd=root, ready_timeout_s=120.0)
+    return ProcessSpec("edge", tuple(argv), port, "/v1/health", env=env, cwd=root, ready_timeout_s=120.0)
+
+
+def vendor_worker_modules(target: Path | None = None) -> None:
+    """Copy the current core (and its pure-Python dependencies) where the edge host loads them from, so the
+    edge runs the same core as the origin; target None means the repo's python_modules/."""
+    root = repo_root()
+    argv = [sys.executable, str(root / "packages" / "edge_worker" / "tools" / "vendor.py")]
+    if target is not None:
+        argv += ["--target", str(target)]
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise ProcessError(f"vendoring core for the edge failed: {(done.stderr or done.stdout).strip()}")
 
 
 class ManagedProcess:
