@@ -21,7 +21,7 @@ import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -113,14 +113,17 @@ def _concurrency(raw: str) -> int:
 # -- entry point ---------------------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+ClientFactory = Callable[[ClientConfig], FailoverClient]
+
+
+def main(argv: Sequence[str] | None = None, *, make_client: ClientFactory = FailoverClient) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
         return _fail(Exit.USAGE, str(exc))
     _configure_logging(verbose=args.verbose)
     try:
-        return asyncio.run(_dispatch(args))
+        return asyncio.run(_dispatch(args, make_client))
     except UsageError as exc:
         return _fail(Exit.USAGE, str(exc))
     except ConfigurationError as exc:
@@ -156,11 +159,11 @@ def _fail(exit_code: Exit, line: str, args: argparse.Namespace | None = None, *,
     return int(exit_code)
 
 
-async def _dispatch(args: argparse.Namespace) -> int:
+async def _dispatch(args: argparse.Namespace, make_client: ClientFactory) -> int:
     if args.command == "token":
         return _token(args)
     config = ClientConfig.from_env()
-    async with FailoverClient(config) as client:
+    async with make_client(config) as client:
         if args.command == "send":
             return await _send(client, args)
         if args.command == "status":
