@@ -139,9 +139,7 @@ class LedgerUnavailable(Exception):
 
 
 class IdempotencyLedger:
-    def __init__(
-        self, store: LedgerStore, clock: Clock, *, lease_s: float = 30.0, mode: LedgerMode = "edge"
-    ) -> None:
+    def __init__(self, store: LedgerStore, clock: Clock, *, lease_s: float = 30.0, mode: LedgerMode = "edge") -> None:
         self.store = store
         self.mode: LedgerMode = mode
         self._clock = clock

@@ -44,8 +44,6 @@ class TokenBucketLimiter:
         return str(max(1, math.ceil(wait_s)))
 
     def _forget_full_buckets(self, now: float) -> None:
-        full = [
-            k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * self._rate >= self._burst
-        ]
+        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * self._rate >= self._burst]
         for key in full or list(self._buckets)[: len(self._buckets) // 2]:
             del self._buckets[key]

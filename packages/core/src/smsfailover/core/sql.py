@@ -6,6 +6,7 @@ statements. Each database supplies only a SqlExecutor. Times are epoch milliseco
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -158,9 +159,7 @@ _MESSAGE_COLUMNS = (
     "provider_message_id, segments, encoding, latency_ms, error, created_at, updated_at"
 )
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM messages)"
-_INSERT_MESSAGE = (
-    f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq) VALUES ({', '.join('?' * 17)}, {_NEXT_SEQ})"
-)
+_INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq) VALUES ({', '.join('?' * 17)}, {_NEXT_SEQ})"  # noqa: S608 (a constant)
 _UPSERT_MESSAGE = (
     _INSERT_MESSAGE
     + " ON CONFLICT (id) DO UPDATE SET status = excluded.status, provider_message_id = excluded.provider_message_id,"
@@ -267,7 +266,7 @@ class SqlMessageStore:
 
     async def list(
         self, workspace_id: str, *, limit: int = 50, cursor: str | None = None
-    ) -> tuple[list[dict[str, object]], str | None]:
+    ) -> tuple[builtins.list[dict[str, object]], str | None]:
         """Newest first. The cursor is `<created_ms>.<id>` of the last row of the previous page."""
         params: list[object] = [workspace_id]
         where = "workspace_id = ?"
@@ -285,15 +284,15 @@ class SqlMessageStore:
 
     async def changed_since(
         self, seq: int, limit: int = 100, *, endpoint: str | None = None
-    ) -> list[dict[str, object]]:
+    ) -> builtins.list[dict[str, object]]:
         """Rows changed after `seq`, oldest change first (each row once, at its latest change)."""
-        where, params = "seq > ?", [seq]
+        where, params = "seq > ?", builtins.list[object]([seq])
         if endpoint is not None:
             where += " AND endpoint = ?"
-            params.append(endpoint)  # type: ignore[arg-type]
+            params.append(endpoint)
         rows = await self._db.fetch(
-            f"SELECT * FROM messages WHERE {where} ORDER BY seq LIMIT ?",
-            [*params, limit],  # noqa: S608
+            f"SELECT * FROM messages WHERE {where} ORDER BY seq LIMIT ?",  # noqa: S608 (fixed clauses)
+            [*params, limit],
         )
         return [message_from_row(r) for r in rows]
 

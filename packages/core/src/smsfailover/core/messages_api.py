@@ -1,0 +1,411 @@
+"""The routes both endpoints serve, as plain async Python over injected ledger, store, provider and clock.
+
+    POST /v1/messages                       send one message, at most once per (workspace, Idempotency-Key)
+    GET  /v1/messages/{id}                  one message this endpoint recorded
+    GET  /v1/messages?idempotency_key=K     the outcome for a key: 200, 409 while in flight, 404
+    GET  /v1/health                         liveness, no auth
+
+The host (Starlette on the origin, the Worker on the edge) turns its request into an ApiRequest and the
+ApiResponse back; `handle` returns None for a path that is not one of these, so the host can answer 404.
+Order of a send: auth, size, key, payload, workspace, rate limit, ledger claim, a write-ahead message row with
+status "unknown" (a crash mid-send leaves an honest unknown), the provider call, then the row and the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from smsfailover.core.auth import Principal, require_workspace, verify_bearer
+from smsfailover.core.clock import Clock
+from smsfailover.core.errors import ApiError
+from smsfailover.core.ids import rfc3339
+from smsfailover.core.ledger import (
+    Claimed,
+    IdempotencyLedger,
+    InProgress,
+    KeyReused,
+    LedgerRecord,
+    Replay,
+    Unknown,
+)
+from smsfailover.core.log import log_event
+from smsfailover.core.message import (
+    MAX_BODY_BYTES,
+    SendRequest,
+    encoding_and_segments,
+    fingerprint,
+    parse_send_request,
+    validate_idempotency_key,
+)
+from smsfailover.core.provider import ProviderRejected, ProviderResult, ProviderUnavailable, TwilioProvider
+from smsfailover.core.ratelimit import TokenBucketLimiter
+
+Endpoint = Literal["origin", "edge"]
+LedgerFor = Callable[[str], Awaitable[IdempotencyLedger]]
+Observer = Callable[[Mapping[str, object]], Awaitable[None]]
+
+# Twilio's statuses folded into the contract's six.
+_PROVIDER_STATUS = {
+    "accepted": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "queued",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "canceled": "failed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    status: int
+    body: dict[str, object]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def error_response(error: ApiError) -> ApiResponse:
+    return ApiResponse(error.status, error.envelope(), dict(error.headers))
+
+
+class MessageStore(Protocol):
+    async def insert(self, message: Mapping[str, Any]) -> None: ...
+
+    async def update(self, workspace_id: str, message_id: str, fields: Mapping[str, Any], now: float) -> None: ...
+
+    async def get(self, workspace_id: str, message_id: str) -> dict[str, object] | None: ...
+
+    async def get_by_key(self, workspace_id: str, key: str) -> dict[str, object] | None: ...
+
+
+class MessageApi:
+    def __init__(
+        self,
+        *,
+        endpoint: Endpoint,
+        ledger_for: LedgerFor,
+        messages: MessageStore,
+        provider: TwilioProvider,
+        jwt_secret: str,
+        clock: Clock,
+        limiter: TokenBucketLimiter,
+        version: str,
+        status_callback_url: str | None = None,
+        health: Callable[[], Awaitable[dict[str, object]]] | None = None,
+        on_recorded: Observer | None = None,
+    ) -> None:
+        self.endpoint: Endpoint = endpoint
+        self._ledger_for = ledger_for
+        self._messages = messages
+        self._provider = provider
+        self._secret = jwt_secret
+        self._clock = clock
+        self._limiter = limiter
+        self._version = version
+        self._status_callback_url = status_callback_url
+        self._health = health
+        self._on_recorded = on_recorded
+
+    async def handle(self, request: ApiRequest) -> ApiResponse | None:
+        path = request.path.rstrip("/") or "/"
+        try:
+            if path == "/v1/health":
+                _allow(request, "GET")
+                return await self.health()
+            if path == "/v1/messages":
+                _allow(request, "GET", "POST")
+                return await (self.send(request) if request.method == "POST" else self.get_by_key(request))
+            if path.startswith("/v1/messages/") and path.count("/") == 3:
+                _allow(request, "GET")
+                return await self.get_message(request, path.rsplit("/", 1)[1])
+        except ApiError as exc:
+            return error_response(exc)
+        return None
+
+    # ---- routes -------------------------------------------------------------------------------------------------
+
+    async def health(self) -> ApiResponse:
+        if self._health is not None:
+            return ApiResponse(200, await self._health())
+        body: dict[str, object] = {"status": "ok", "endpoint": self.endpoint, "version": self._version}
+        body["ledger"] = "edge" if self.endpoint == "edge" else "local"
+        return ApiResponse(200, body)
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        principal = self._authenticate(request)
+        if len(request.body) > MAX_BODY_BYTES:
+            raise ApiError(413, "payload_too_large", f"The request body is over {MAX_BODY_BYTES // 1024} KiB.")
+        key = validate_idempotency_key(request.headers.get("idempotency-key"))
+        req = parse_send_request(request.body)
+        require_workspace(principal, req.workspace_id)
+        wait_s = self._limiter.acquire(req.workspace_id)
+        if wait_s > 0:
+            raise ApiError(
+                429,
+                "rate_limited",
+                "Too many messages for this workspace; retry after the time in Retry-After.",
+                headers={"Retry-After": self._limiter.retry_after_header(wait_s)},
+            )
+        ledger = await self._ledger_for(req.workspace_id)
+        outcome = await ledger.claim(req.workspace_id, key, fingerprint(req), self.endpoint)
+        if isinstance(outcome, Claimed):
+            return await self._send_claimed(req, key, ledger, outcome.record)
+        return await self._answer_existing(outcome, req.workspace_id)
+
+    async def get_message(self, request: ApiRequest, message_id: str) -> ApiResponse:
+        principal = self._authenticate(request)
+        workspace_id = _workspace_of(principal)
+        message = await self._messages.get(workspace_id, message_id)
+        if message is None:
+            raise _not_found(f"No message {message_id} in this workspace on the {self.endpoint}.")
+        return ApiResponse(200, message)
+
+    async def get_by_key(self, request: ApiRequest) -> ApiResponse:
+        principal = self._authenticate(request)
+        workspace_id = _workspace_of(principal)
+        if "idempotency_key" not in request.query:
+            raise ApiError(
+                400,
+                "invalid_request",
+                "Give ?idempotency_key=K to look a message up.",
+                field="idempotency_key",
+            )
+        key = validate_idempotency_key(request.query["idempotency_key"])
+        ledger = await self._ledger_for(workspace_id)
+        outcome = await ledger.lookup(workspace_id, key)
+        if outcome is None:
+            message = await self._messages.get_by_key(workspace_id, key)
+            if message is None or message.get("status") == "unknown":
+                raise _not_found("No message with this idempotency key.")
+            return ApiResponse(200, message)
+        if isinstance(outcome, Claimed):  # pragma: no cover - lookup never claims
+            raise AssertionError("lookup returned a claim")
+        response = await self._answer_existing(outcome, workspace_id)
+        headers = {k: v for k, v in response.headers.items() if k != "Idempotent-Replayed"}
+        return ApiResponse(response.status, response.body, headers)
+
+    # ---- the send -----------------------------------------------------------------------------------------------
+
+    async def _answer_existing(
+        self, outcome: Replay | InProgress | Unknown | KeyReused, workspace_id: str
+    ) -> ApiResponse:
+        if isinstance(outcome, Replay):
+            return ApiResponse(200, outcome.message, {"Idempotent-Replayed": "true"})
+        if isinstance(outcome, InProgress):
+            raise ApiError(
+                409,
+                "idempotency_in_progress",
+                "A send with this Idempotency-Key is in flight; ask again after Retry-After seconds.",
+                headers={"Retry-After": str(outcome.retry_after_s)},
+            )
+        if isinstance(outcome, KeyReused):
+            raise ApiError(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used for a different message; use a new key for a new message.",
+                field="Idempotency-Key",
+            )
+        log_event(
+            "ledger.unknown",
+            endpoint=self.endpoint,
+            workspace_id=workspace_id,
+            claimed_by=outcome.record.endpoint,
+        )
+        return ApiResponse(200, await self._unknown_message(outcome.record), {"Idempotent-Replayed": "true"})
+
+    async def _unknown_message(self, record: LedgerRecord) -> dict[str, object]:
+        stored = await self._messages.get_by_key(record.workspace_id, record.key)
+        if stored is not None and stored.get("status") == "unknown":
+            return stored
+        created = rfc3339(record.created_at)
+        return {
+            "id": record.message_id,
+            "workspace_id": record.workspace_id,
+            "idempotency_key": record.key,
+            "status": "unknown",
+            "endpoint": record.endpoint,
+            "requires_refresh": record.endpoint == "edge",
+            "provider_message_id": None,
+            "created_at": created,
+            "updated_at": created,
+            "error": {
+                "code": "outcome_unknown",
+                "message": "The send's lease ran out before it finished; it may or may not have been sent. "
+                "It will not be re-sent automatically.",
+            },
+        }
+
+    async def _send_claimed(
+        self, req: SendRequest, key: str, ledger: IdempotencyLedger, claim: LedgerRecord
+    ) -> ApiResponse:
+        message = self._new_message(req, key, claim, ledger.mode)
+        await self._messages.insert(message)
+        started = self._clock.monotonic()
+        try:
+            result = await self._provider.send(req, status_callback=self._status_callback_url)
+        except ProviderRejected as exc:
+            return await self._rejected(message, ledger, claim, exc, started)
+        except ProviderUnavailable as exc:
+            return await self._unavailable(message, ledger, claim, exc, started)
+        except Exception as exc:  # a bug or an unexpected client error: the message may have gone out
+            log_event("send.provider_error", level=logging.ERROR, endpoint=self.endpoint, error=type(exc).__name__)
+            return await self._unavailable(
+                message, ledger, claim, ProviderUnavailable(type(exc).__name__, maybe_sent=True), started
+            )
+        return await self._sent(message, ledger, claim, result, started)
+
+    def _new_message(self, req: SendRequest, key: str, claim: LedgerRecord, ledger_mode: str) -> dict[str, object]:
+        encoding, segments = encoding_and_segments(req.content, has_media=bool(req.media_urls))
+        created = rfc3339(self._clock.time())
+        return {
+            "id": claim.message_id,
+            "workspace_id": req.workspace_id,
+            "to": req.to,
+            "content": req.content,
+            "contact_id": req.contact_id,
+            "media_urls": list(req.media_urls),
+            "status": "unknown",
+            "endpoint": self.endpoint,
+            "ledger": ledger_mode,
+            "idempotency_key": key,
+            "provider_message_id": None,
+            "segments": segments,
+            "encoding": encoding,
+            "latency_ms": None,
+            "error": None,
+            "created_at": created,
+            "updated_at": created,
+            "requires_refresh": self.endpoint == "edge",
+        }
+
+    async def _sent(
+        self,
+        message: dict[str, object],
+        ledger: IdempotencyLedger,
+        claim: LedgerRecord,
+        result: ProviderResult,
+        started: float,
+    ) -> ApiResponse:
+        fields: dict[str, object] = {
+            "status": _PROVIDER_STATUS.get(result.status, "queued"),
+            "provider_message_id": result.sid,
+            "latency_ms": self._elapsed_ms(started),
+        }
+        if result.num_segments:
+            fields["segments"] = result.num_segments
+        message = await self._record(message, fields)
+        await self._finish(ledger.complete(claim, message), "complete")
+        log_event("send.sent", endpoint=self.endpoint, workspace_id=claim.workspace_id, ledger=ledger.mode)
+        return ApiResponse(201, message)
+
+    async def _rejected(
+        self,
+        message: dict[str, object],
+        ledger: IdempotencyLedger,
+        claim: LedgerRecord,
+        exc: ProviderRejected,
+        started: float,
+    ) -> ApiResponse:
+        error = {"code": "provider_rejected", "message": exc.message, "provider_code": exc.code}
+        await self._record(message, {"status": "failed", "error": error, "latency_ms": self._elapsed_ms(started)})
+        await self._finish(ledger.release(claim), "release")  # nothing was sent: the key is free again
+        log_event("send.rejected", endpoint=self.endpoint, workspace_id=claim.workspace_id, provider_code=exc.code)
+        raise ApiError(
+            422,
+            "provider_rejected",
+            f"The SMS provider refused this message: {exc.message}",
+            extra={"provider_code": exc.code},
+        )
+
+    async def _unavailable(
+        self,
+        message: dict[str, object],
+        ledger: IdempotencyLedger,
+        claim: LedgerRecord,
+        exc: ProviderUnavailable,
+        started: float,
+    ) -> ApiResponse:
+        latency = self._elapsed_ms(started)
+        if exc.maybe_sent:
+            error = {
+                "code": "outcome_unknown",
+                "message": f"The provider did not confirm the send ({exc.reason}); it may have been sent. "
+                "It will not be re-sent automatically.",
+            }
+            message = await self._record(message, {"status": "unknown", "error": error, "latency_ms": latency})
+            await self._finish(ledger.complete(claim, message), "complete")
+            log_event("send.unknown", level=logging.WARNING, endpoint=self.endpoint, workspace_id=claim.workspace_id)
+            return ApiResponse(201, message)
+        error = {"code": "provider_unavailable", "message": exc.reason}
+        await self._record(message, {"status": "failed", "error": error, "latency_ms": latency})
+        await self._finish(ledger.release(claim), "release")
+        log_event("send.unavailable", level=logging.WARNING, endpoint=self.endpoint, workspace_id=claim.workspace_id)
+        raise ApiError(
+            503,
+            "provider_unavailable",
+            "The SMS provider could not be reached; nothing was sent. Retry with the same Idempotency-Key.",
+            headers={"Retry-After": "1"},
+        )
+
+    async def _record(self, message: dict[str, object], fields: dict[str, object]) -> dict[str, object]:
+        """Apply the provider's answer to the message row; a store failure is logged, never turned into a lie."""
+        now = self._clock.time()
+        updated = {**message, **fields, "updated_at": rfc3339(now)}
+        try:
+            await self._messages.update(str(message["workspace_id"]), str(message["id"]), fields, now)
+        except Exception as exc:
+            log_event("send.record_failed", level=logging.ERROR, endpoint=self.endpoint, error=type(exc).__name__)
+        if self._on_recorded is not None:
+            try:
+                await self._on_recorded(updated)
+            except Exception as exc:
+                log_event("send.observer_failed", level=logging.ERROR, error=type(exc).__name__)
+        return updated
+
+    async def _finish(self, step: Awaitable[None], what: str) -> None:
+        """Complete or release the claim. If that fails the send still stands: the lease then expires to unknown,
+        which is the honest state for a key whose ledger entry could not be closed."""
+        try:
+            await step
+        except Exception as exc:
+            log_event(f"ledger.{what}_failed", level=logging.ERROR, endpoint=self.endpoint, error=type(exc).__name__)
+
+    def _authenticate(self, request: ApiRequest) -> Principal:
+        return verify_bearer(self._secret, request.headers.get("authorization"), now=self._clock.time())
+
+    def _elapsed_ms(self, started: float) -> float:
+        return round((self._clock.monotonic() - started) * 1000, 3)
+
+
+def _allow(request: ApiRequest, *methods: str) -> None:
+    if request.method not in methods:
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed here; use {' or '.join(methods)}.",
+            headers={"Allow": ", ".join(methods)},
+        )
+
+
+def _workspace_of(principal: Principal) -> str:
+    if principal.workspace_id is None:
+        raise ApiError(403, "forbidden", "A service token cannot read messages; use a workspace token.")
+    return principal.workspace_id
+
+
+def _not_found(message: str) -> ApiError:
+    return ApiError(404, "not_found", message)
