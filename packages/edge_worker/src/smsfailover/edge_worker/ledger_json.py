@@ -27,6 +27,7 @@ def record_to_json(record: LedgerRecord) -> dict[str, object]:
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "message": record.message,
+        "message_id": record.message_id,
     }
 
 
@@ -47,6 +48,9 @@ def record_from_json(value: object, field: str = "record") -> LedgerRecord:
     message = data.get("message")
     if message is not None and not isinstance(message, dict):
         raise _invalid(f"{field}.message", "must be an object or null")
+    message_id = data.get("message_id", "")
+    if not isinstance(message_id, str):
+        raise _invalid(f"{field}.message_id", "must be a string")
     return LedgerRecord(
         workspace_id=workspace_id,
         key=key,
@@ -54,6 +58,7 @@ def record_from_json(value: object, field: str = "record") -> LedgerRecord:
         state=state,
         endpoint=endpoint,
         message=message,
+        message_id=message_id,
         **times,
     )
 
