@@ -128,9 +128,7 @@ def test_token_without_a_secret_is_a_configuration_error(
     assert "SMSFAILOVER_JWT_SECRET" in err[0]
 
 
-def test_development_mints_from_the_dev_secret_file(
-    cli: Cli, capsys: Capture, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_development_mints_from_the_dev_secret_file(cli: Cli, capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SMSFAILOVER_JWT_SECRET")
     monkeypatch.setenv("SMSFAILOVER_ENV", "development")
     (cli.tmp_path / "var").mkdir()

@@ -164,9 +164,7 @@ async def test_the_plain_fallback_maps_errors() -> None:
 async def test_conditional_failover_raises_on_a_layer_bug_and_takes_message() -> None:
     rig = _broken_rig()
     with pytest.raises(RuntimeError, match="bug"):
-        await rig.client.send_sms_with_conditional_failover(
-            to="+16266635938", message="hi", workspace_id="w1"
-        )
+        await rig.client.send_sms_with_conditional_failover(to="+16266635938", message="hi", workspace_id="w1")
     assert rig.endpoints.calls == []
     await rig.client.aclose()
 
@@ -314,9 +312,7 @@ def test_sync_client_runs_the_async_client_on_a_private_loop() -> None:
         result = blocking.send_message(to="+16266635938", content="hi", workspace_id="w1")
         assert result.endpoint == "origin"
         endpoints.origin = [sent("origin")]
-        again = blocking.send_sms_with_conditional_failover(
-            to="+16266635938", message="hi", workspace_id="w1"
-        )
+        again = blocking.send_sms_with_conditional_failover(to="+16266635938", message="hi", workspace_id="w1")
         assert again.endpoint == "origin"
         endpoints.origin = [settings_handler(False)]
         assert blocking.get_settings("w1")["sms_failover_enabled"] is False
@@ -344,9 +340,7 @@ async def test_module_functions_use_one_default_client_per_loop(monkeypatch: pyt
     built: list[FailoverClient] = []
 
     def factory(**_: Any) -> FailoverClient:
-        made = FailoverClient(
-            CONFIG, transport=endpoints.transport(), clock=clock, breakers=BreakerRegistry()
-        )
+        made = FailoverClient(CONFIG, transport=endpoints.transport(), clock=clock, breakers=BreakerRegistry())
         built.append(made)
         return made
 

@@ -52,13 +52,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
 def test_development_reads_the_dev_secret_file(tmp_path: Path) -> None:
     (tmp_path / "var").mkdir()
     (tmp_path / "var" / "dev-secret").write_text("dev-secret-value\n")
-    assert ClientConfig.from_env({"SMSFAILOVER_ENV": "development"}, cwd=tmp_path).jwt_secret == (
-        "dev-secret-value"
-    )
+    assert ClientConfig.from_env({"SMSFAILOVER_ENV": "development"}, cwd=tmp_path).jwt_secret == ("dev-secret-value")
     assert ClientConfig.from_env({}, cwd=tmp_path).jwt_secret is None  # production never reads it
-    explicit = ClientConfig.from_env(
-        {"SMSFAILOVER_ENV": "development", "SMSFAILOVER_JWT_SECRET": "x"}, cwd=tmp_path
-    )
+    explicit = ClientConfig.from_env({"SMSFAILOVER_ENV": "development", "SMSFAILOVER_JWT_SECRET": "x"}, cwd=tmp_path)
     assert explicit.jwt_secret == "x"
 
 

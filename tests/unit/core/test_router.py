@@ -106,9 +106,7 @@ async def test_enabled_origin_success_uses_the_short_timeout(rig: Rig) -> None:
     assert (result.endpoint, result.failover_enabled) == ("origin", True)
     assert result.message is not None
     assert result.message["requires_refresh"] is False
-    assert [(c.host, c.method, c.timeout_s, c.key) for c in rig.endpoints.calls] == [
-        ("origin", "POST", 2.0, "k1")
-    ]
+    assert [(c.host, c.method, c.timeout_s, c.key) for c in rig.endpoints.calls] == [("origin", "POST", 2.0, "k1")]
     assert rig.endpoints.calls[0].body == BODY
 
 

@@ -27,9 +27,7 @@ async def test_post_message_sends_token_key_and_json() -> None:
         return httpx2.Response(201, json={"id": "msg_1"}, headers={"X-Thing": "v"})
 
     transport = _transport(httpx2.MockTransport(handler))
-    reply = await transport.post_message(
-        BASE + "/", {"to": "+1"}, token="tok", idempotency_key="k1", timeout_s=2
-    )
+    reply = await transport.post_message(BASE + "/", {"to": "+1"}, token="tok", idempotency_key="k1", timeout_s=2)
     await transport.aclose()
 
     assert reply == TransportReply(201, {"id": "msg_1"}, reply.headers)

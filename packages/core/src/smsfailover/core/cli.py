@@ -63,9 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the result as JSON")
     common.add_argument("-v", "--verbose", action="store_true", help="log routing decisions to stderr")
 
-    parser = _Parser(
-        prog="smsfailover", description="Send SMS/MMS with failover from the origin to the edge."
-    )
+    parser = _Parser(prog="smsfailover", description="Send SMS/MMS with failover from the origin to the edge.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     send = commands.add_parser("send", parents=[common], help="send one message")

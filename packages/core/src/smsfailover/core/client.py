@@ -343,9 +343,7 @@ def _plain_result(reply: TransportReply, key: str, latency_ms: float) -> SendRes
     attempt = Attempt("origin", "sent" if 200 <= reply.status < 300 else f"http_{reply.status}", latency_ms)
     if not 200 <= reply.status < 300 or reply.json is None:
         raise _rejection(reply, (attempt,))
-    route = RouteResult(
-        reply.json, str(reply.json.get("endpoint") or "origin"), key, (attempt,), latency_ms, False
-    )
+    route = RouteResult(reply.json, str(reply.json.get("endpoint") or "origin"), key, (attempt,), latency_ms, False)
     return SendResult.from_route(route)
 
 
@@ -384,9 +382,7 @@ class SyncFailoverClient:
     def get_settings(self, workspace_id: str, *, token: str | None = None) -> dict[str, Any]:
         return self._run(self._client.get_settings(workspace_id, token=token))
 
-    def set_failover_enabled(
-        self, workspace_id: str, enabled: bool, *, token: str | None = None
-    ) -> dict[str, Any]:
+    def set_failover_enabled(self, workspace_id: str, enabled: bool, *, token: str | None = None) -> dict[str, Any]:
         return self._run(self._client.set_failover_enabled(workspace_id, enabled, token=token))
 
     def reset_circuit_breaker(self) -> None:

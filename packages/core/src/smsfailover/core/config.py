@@ -44,9 +44,7 @@ class ClientConfig:
             jwt_secret=secret,
             origin_timeout_s=reader.seconds("SMSFAILOVER_ORIGIN_TIMEOUT_S", cls.origin_timeout_s),
             edge_timeout_s=reader.seconds("SMSFAILOVER_EDGE_TIMEOUT_S", cls.edge_timeout_s),
-            origin_only_timeout_s=reader.seconds(
-                "SMSFAILOVER_ORIGIN_ONLY_TIMEOUT_S", cls.origin_only_timeout_s
-            ),
+            origin_only_timeout_s=reader.seconds("SMSFAILOVER_ORIGIN_ONLY_TIMEOUT_S", cls.origin_only_timeout_s),
             breaker_failures=reader.count("SMSFAILOVER_BREAKER_FAILURES", cls.breaker_failures),
             breaker_open_s=reader.seconds("SMSFAILOVER_BREAKER_OPEN_S", cls.breaker_open_s, allow_zero=True),
             send_deadline_s=reader.seconds("SMSFAILOVER_SEND_DEADLINE_S", cls.send_deadline_s),

@@ -78,9 +78,7 @@ class RouterConfig:
 
 @dataclass(frozen=True, slots=True)
 class RouteResult:
-    message: (
-        Mapping[str, Any] | None
-    )  # the endpoint's message object; None if still in flight at the deadline
+    message: Mapping[str, Any] | None  # the endpoint's message object; None if still in flight at the deadline
     endpoint: str  # who sent it, from the message (a replay keeps its endpoint); else who holds the claim
     idempotency_key: str
     attempts: tuple[Attempt, ...]
@@ -254,9 +252,7 @@ class FailoverRouter:
             return self._classify(endpoint, started, reply, polled=not post)
         return self._answer(endpoint, Outcome.IN_PROGRESS, started, None, healthy=None)
 
-    def _classify(
-        self, endpoint: str, started: float, reply: TransportReply, *, polled: bool
-    ) -> _EndpointAnswer:
+    def _classify(self, endpoint: str, started: float, reply: TransportReply, *, polled: bool) -> _EndpointAnswer:
         if 200 <= reply.status < 300:
             replayed = polled or reply.headers.get("idempotent-replayed", "").lower() == "true"
             outcome = Outcome.REPLAYED if replayed else Outcome.SENT
@@ -279,9 +275,7 @@ class FailoverRouter:
             self.metrics.record(endpoint, ok=healthy is not False, latency_ms=latency_ms)
         return _EndpointAnswer(Attempt(endpoint, outcome.value, latency_ms), reply, healthy)
 
-    def _finish(
-        self, send: _Send, attempts: list[Attempt], answer: _EndpointAnswer, *, enabled: bool
-    ) -> RouteResult:
+    def _finish(self, send: _Send, attempts: list[Attempt], answer: _EndpointAnswer, *, enabled: bool) -> RouteResult:
         latency_ms = round((self._clock.monotonic() - send.started) * 1000, 1)
         last = answer.attempt
         if answer.reply is not None and answer.attempt.outcome == Outcome.REJECTED:
@@ -346,7 +340,4 @@ def _error_of(reply: TransportReply) -> tuple[str, str, str | None]:
 
 def _failure_text(attempts: list[Attempt]) -> str:
     tried = ", ".join(f"{a.endpoint}: {a.outcome} after {a.latency_ms:.0f} ms" for a in attempts)
-    return (
-        f"no endpoint could send the message ({tried}); "
-        "a retry with the same idempotency key cannot send it twice"
-    )
+    return f"no endpoint could send the message ({tried}); a retry with the same idempotency key cannot send it twice"

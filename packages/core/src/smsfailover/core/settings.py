@@ -105,9 +105,7 @@ class CachedSettings:
                 return enabled
         return self._keep_last_known(workspace_id)
 
-    async def _fetch(
-        self, source: str, url: str, token: str, timeout_s: float, workspace_id: str
-    ) -> bool | None:
+    async def _fetch(self, source: str, url: str, token: str, timeout_s: float, workspace_id: str) -> bool | None:
         try:
             reply = await self._transport.get_json(url, token=token, timeout_s=timeout_s)
         except TransportError as exc:

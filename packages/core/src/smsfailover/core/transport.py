@@ -85,9 +85,7 @@ def message_by_key_url(base_url: str, idempotency_key: str) -> str:
 class HttpxTransport:
     """One httpx2.AsyncClient (one keep-alive pool) per transport; pass `transport=` for tests."""
 
-    def __init__(
-        self, *, transport: httpx2.AsyncBaseTransport | None = None, max_connections: int = 100
-    ) -> None:
+    def __init__(self, *, transport: httpx2.AsyncBaseTransport | None = None, max_connections: int = 100) -> None:
         import httpx2
 
         self._httpx = httpx2
@@ -114,9 +112,7 @@ class HttpxTransport:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return await self._request("GET", url, headers, None, timeout_s)
 
-    async def patch_json(
-        self, url: str, body: Mapping[str, object], *, token: str, timeout_s: float
-    ) -> TransportReply:
+    async def patch_json(self, url: str, body: Mapping[str, object], *, token: str, timeout_s: float) -> TransportReply:
         return await self._request("PATCH", url, {"authorization": f"Bearer {token}"}, dict(body), timeout_s)
 
     async def aclose(self) -> None:
