@@ -99,6 +99,8 @@ class EdgeHostProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(STOP_TIMEOUT_S)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         return self.process.returncode
 
     def wait_for_log(self, needle: str, timeout_s: float = 5.0) -> bool:

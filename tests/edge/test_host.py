@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -9,6 +10,7 @@ from urllib.parse import quote
 
 import httpx2
 import pytest
+from smsfailover.core.message import fingerprint, parse_send_request
 
 from .fake_provider import FakeProvider, Fault
 from .host_process import EdgeHostProcess
@@ -50,12 +52,19 @@ def error_code(response: httpx2.Response) -> str:
     return str(body["error"]["code"])
 
 
-def record(ws: str, key: str, *, state: str = "claimed", at: float | None = None) -> dict[str, object]:
+def payload_fingerprint(ws: str, content: str, to: str = TO) -> str:
+    body = json.dumps({"to": to, "content": content, "workspace_id": ws}).encode()
+    return fingerprint(parse_send_request(body))
+
+
+def record(
+    ws: str, key: str, *, state: str = "claimed", at: float | None = None, fingerprint: str = "f" * 64
+) -> dict[str, object]:
     now = time.time() if at is None else at
     return {
         "workspace_id": ws,
         "key": key,
-        "fingerprint": "f" * 64,
+        "fingerprint": fingerprint,
         "state": state,
         "endpoint": "origin",
         "lease_expires_at": now + 30,
@@ -120,9 +129,7 @@ def test_send_then_replay(http: httpx2.Client, jwt_secret: str, provider: FakePr
     by_id = http.get(f"/v1/messages/{body['id']}", headers=bearer(workspace_token(jwt_secret, ws)))
     assert by_id.status_code == 200
     assert by_id.json()["id"] == body["id"]
-    by_key = http.get(
-        "/v1/messages", params={"idempotency_key": key}, headers=bearer(workspace_token(jwt_secret, ws))
-    )
+    by_key = http.get("/v1/messages", params={"idempotency_key": key}, headers=bearer(workspace_token(jwt_secret, ws)))
     assert by_key.status_code == 200
     assert by_key.json()["id"] == body["id"]
 
@@ -139,9 +146,8 @@ def test_a_key_claimed_elsewhere_is_409_with_retry_after(
     http: httpx2.Client, jwt_secret: str, provider: FakeProvider
 ) -> None:
     ws, key, content = new_ws(), new_key(), f"busy {uuid.uuid4().hex}"
-    claim = http.post(
-        "/v1/ledger/claim", json={"record": record(ws, key)}, headers=bearer(service_token(jwt_secret))
-    )
+    claimed_by_origin = record(ws, key, fingerprint=payload_fingerprint(ws, content))
+    claim = http.post("/v1/ledger/claim", json={"record": claimed_by_origin}, headers=bearer(service_token(jwt_secret)))
     assert claim.status_code == 200, claim.text
     assert claim.json()["claimed"] is True
     busy = send(http, jwt_secret, ws, key, content)
@@ -155,9 +161,7 @@ def test_provider_rejection_is_422_and_nothing_is_recorded_as_sent(
     http: httpx2.Client, jwt_secret: str, provider: FakeProvider
 ) -> None:
     ws, key = new_ws(), new_key()
-    rejection = Fault(
-        400, {"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400}
-    )
+    rejection = Fault(400, {"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400})
     with provider.fault(rejection):
         rejected = send(http, jwt_secret, ws, key, "rejected")
     assert rejected.status_code == 422
@@ -190,7 +194,7 @@ def test_auth_errors(http: httpx2.Client, jwt_secret: str) -> None:
     forged = http.post(
         "/v1/messages",
         json=body,
-        headers={**bearer(workspace_token("not-the-secret", ws)), "Idempotency-Key": new_key()},
+        headers={**bearer(workspace_token("not-the-secret-" + "x" * 32, ws)), "Idempotency-Key": new_key()},
     )
     assert forged.status_code == 401
     expired = http.post(
@@ -226,9 +230,7 @@ def test_validation_errors(
     if isinstance(body, dict):
         response = http.post("/v1/messages", json={**body, "workspace_id": ws}, headers=headers)
     else:
-        response = http.post(
-            "/v1/messages", content=body, headers={**headers, "content-type": "application/json"}
-        )
+        response = http.post("/v1/messages", content=body, headers={**headers, "content-type": "application/json"})
     assert response.status_code == status, response.text
     assert error_code(response) == code
 
@@ -256,9 +258,7 @@ def test_ledger_claim_complete_release_round_trip(http: httpx2.Client, jwt_secre
     assert fetched.json()["key"] == key
 
     message = {"id": "msg_01JZ0000000000000000000000", "status": "queued", "endpoint": "origin"}
-    done = http.post(
-        "/v1/ledger/complete", json={"workspace_id": ws, "key": key, "message": message}, headers=service
-    )
+    done = http.post("/v1/ledger/complete", json={"workspace_id": ws, "key": key, "message": message}, headers=service)
     assert done.status_code == 200, done.text
     assert done.json()["record"]["state"] == "completed"
     assert done.json()["record"]["message"]["id"] == message["id"]
@@ -277,7 +277,7 @@ def test_ledger_claim_complete_release_round_trip(http: httpx2.Client, jwt_secre
 
 def test_a_key_with_a_slash_round_trips_percent_encoded(http: httpx2.Client, jwt_secret: str) -> None:
     service = bearer(service_token(jwt_secret))
-    ws, key = new_ws(), f"a/b {uuid.uuid4().hex}"
+    ws, key = new_ws(), f"a/b-{uuid.uuid4().hex}"
     http.post("/v1/ledger/claim", json={"record": record(ws, key)}, headers=service)
     fetched = http.get(f"/v1/ledger/{ws}/{quote(key, safe='')}", headers=service)
     assert fetched.status_code == 200, fetched.text
@@ -367,13 +367,9 @@ def test_sync_feed_pages_edge_sends_in_order(http: httpx2.Client, jwt_secret: st
     assert [m["id"] for m in page1["data"]] == ids[:2]
     assert all(m["endpoint"] == "edge" and m["workspace_id"] == ws for m in page1["data"])
     assert "content" not in page1["data"][0] or page1["data"][0]["content"] == "sync 0"
-    page2 = http.get(
-        "/v1/sync/messages", params={"after": page1["next_cursor"], "limit": "2"}, headers=service
-    ).json()
+    page2 = http.get("/v1/sync/messages", params={"after": page1["next_cursor"], "limit": "2"}, headers=service).json()
     assert [m["id"] for m in page2["data"]] == ids[2:]
-    empty = http.get(
-        "/v1/sync/messages", params={"after": page2["next_cursor"], "limit": "2"}, headers=service
-    ).json()
+    empty = http.get("/v1/sync/messages", params={"after": page2["next_cursor"], "limit": "2"}, headers=service).json()
     assert empty == {"data": [], "next_cursor": page2["next_cursor"]}
 
     bad = http.get("/v1/sync/messages", params={"after": "-1"}, headers=service)

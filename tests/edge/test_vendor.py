@@ -10,9 +10,7 @@ import pytest
 
 from .host_process import REPO_ROOT
 
-spec = importlib.util.spec_from_file_location(
-    "edge_vendor", REPO_ROOT / "packages/edge_worker/tools/vendor.py"
-)
+spec = importlib.util.spec_from_file_location("edge_vendor", REPO_ROOT / "packages/edge_worker/tools/vendor.py")
 assert spec is not None
 assert spec.loader is not None
 vendor_tool = importlib.util.module_from_spec(spec)

@@ -8,9 +8,7 @@ import jwt
 
 
 def workspace_token(secret: str, workspace_id: str, ttl_s: int = 600) -> str:
-    return jwt.encode(
-        {"workspace_id": workspace_id, "exp": int(time.time()) + ttl_s}, secret, algorithm="HS256"
-    )
+    return jwt.encode({"workspace_id": workspace_id, "exp": int(time.time()) + ttl_s}, secret, algorithm="HS256")
 
 
 def service_token(secret: str, ttl_s: int = 600) -> str:

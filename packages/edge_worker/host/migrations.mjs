@@ -10,16 +10,26 @@ const TRACKING = `CREATE TABLE IF NOT EXISTS d1_migrations (
   applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
 )`;
 
-// Statements end with `;` at the end of a line; `--` comments are dropped (the migrations are plain DDL).
+// Statements end with `;` at the end of a line, except inside a trigger's BEGIN ... END; `--` comments are
+// dropped (the migrations are plain DDL, no string holds `--` or `;`).
 export function splitStatements(sql) {
-  const text = sql
-    .split("\n")
-    .map((line) => line.replace(/--.*$/, ""))
-    .join("\n");
-  return text
-    .split(/;\s*(?:\n|$)/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
+  const statements = [];
+  let current = [];
+  let inTrigger = false;
+  for (const raw of sql.split("\n")) {
+    const line = raw.replace(/--.*$/, "").trimEnd();
+    if (!line.trim()) continue;
+    current.push(line);
+    if (/^\s*CREATE\s+TRIGGER\b/i.test(current[0])) inTrigger = true;
+    const ends = inTrigger ? /^\s*END\s*;$/i.test(line) : line.endsWith(";");
+    if (ends) {
+      statements.push(current.join("\n").replace(/;\s*$/, ""));
+      current = [];
+      inTrigger = false;
+    }
+  }
+  if (current.length) statements.push(current.join("\n"));
+  return statements;
 }
 
 export async function applyMigrations(db, dir) {

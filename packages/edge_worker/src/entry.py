@@ -8,7 +8,7 @@ from smsfailover.edge_worker.worker import handle_fetch, handle_scheduled
 from workers import WorkerEntrypoint
 
 
-class Default(WorkerEntrypoint):  # type: ignore[misc]
+class Default(WorkerEntrypoint):
     async def fetch(self, request: Any) -> Any:
         return await handle_fetch(request, self.env)
 

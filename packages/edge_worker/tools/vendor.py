@@ -55,9 +55,7 @@ def top_level_names(distribution: str) -> tuple[str, ...]:
         if not parts or parts[0].endswith((".dist-info", ".data")) or parts[0] == "..":
             continue
         if str(file).endswith(COMPILED_SUFFIXES):
-            raise VendorError(
-                f"{distribution} ships a compiled extension ({file}); the Worker cannot load it"
-            )
+            raise VendorError(f"{distribution} ships a compiled extension ({file}); the Worker cannot load it")
         if len(parts) == 1:
             if parts[0].endswith(".py"):
                 names.add(parts[0])

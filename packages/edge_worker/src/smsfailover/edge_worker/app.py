@@ -13,7 +13,6 @@ Every ApiError becomes the contract's envelope; anything unexpected becomes a 50
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from smsfailover.core.clock import Clock
@@ -46,6 +45,7 @@ class EdgeApp:
         self._ledger_store = SqlLedgerStore(db)
         self._secret = config.jwt_secret or ""
         ledger = IdempotencyLedger(self._ledger_store, clock, lease_s=config.lease_s)
+        messages = SqlMessageStore(db)
 
         async def ledger_for(workspace_id: str) -> IdempotencyLedger:
             return ledger  # the edge always uses its own D1 ledger
@@ -53,7 +53,7 @@ class EdgeApp:
         self._messages = MessageApi(
             endpoint="edge",
             ledger_for=ledger_for,
-            messages=SqlMessageStore(db),
+            messages=messages,
             provider=TwilioProvider(
                 poster,
                 base_url=config.provider_url,
@@ -67,17 +67,18 @@ class EdgeApp:
             limiter=TokenBucketLimiter(rate=config.rate_limit, clock=clock),
             version=VERSION,
             status_callback_url=config.status_callback_url,
+            health=self._health,
         )
         service = ServiceApi(
             ledger=self._ledger_store,
-            feed=SyncFeed(db),
+            feed=SyncFeed(messages),
             mirror=SettingsMirror(db),
             jwt_secret=self._secret,
             clock=clock,
         )
         self._router = Router(
             [
-                Route("GET", "/v1/health", self._health),
+                Route("GET", "/v1/health"),
                 Route("POST", "/v1/messages"),
                 Route("GET", "/v1/messages"),
                 Route("GET", "/v1/messages/{id}"),
@@ -98,26 +99,23 @@ class EdgeApp:
         except ApiError as exc:
             return ApiResponse(exc.status, exc.envelope(), dict(exc.headers))
         except Exception as exc:  # the one place an unexpected error becomes a 500 envelope
-            log_event(
-                "edge.unhandled_error", level=logging.ERROR, error=type(exc).__name__, path=request.path
-            )
+            log_event("edge.unhandled_error", level=logging.ERROR, error=type(exc).__name__, path=request.path)
             error = ApiError(500, "internal_error", "The edge could not handle this request; try again.")
             return ApiResponse(500, error.envelope(), {})
 
     async def _dispatch(self, request: ApiRequest) -> ApiResponse:
         match = self._router.match(request.method, request.path)
-        if match.route.handler is None:
-            if not self._secret:
-                raise _not_configured()
-            response = await self._messages.handle(request)
-            if response is None:  # MessageApi knows its routes; the router listed the same ones
-                raise ApiError(404, "not_found", f"There is no route {request.path} on the edge.")
-            return response
         if not self._secret and match.route.template != "/v1/health":
             raise _not_configured()
-        return await match.route.handler(request, match.params)
+        if match.route.handler is not None:
+            return await match.route.handler(request, match.params)
+        response = await self._messages.handle(request)
+        if response is None:  # MessageApi knows its routes; the router lists the same ones
+            raise ApiError(404, "not_found", f"There is no route {request.path} on the edge.")
+        return response
 
-    async def _health(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+    async def _health(self) -> dict[str, object]:
+        """GET /v1/health (through MessageApi): degraded, with the reasons, while the edge cannot send."""
         problems = list(self._config.problems())
         try:
             await self._db.fetch("SELECT 1 AS ok", [])
@@ -127,7 +125,7 @@ class EdgeApp:
         body: dict[str, object] = {"status": status, "endpoint": "edge", "version": VERSION, "ledger": "edge"}
         if problems:
             body["problems"] = problems
-        return ApiResponse(200, body, {})
+        return body
 
     async def scheduled(self) -> PurgeResult:
         """The Cron Trigger: drop ledger records older than the retention (never less than 24 h)."""
@@ -138,6 +136,4 @@ class EdgeApp:
 
 
 def _not_configured() -> ApiError:
-    return ApiError(
-        503, "not_configured", "The edge has no SMSFAILOVER_JWT_SECRET; set it with `wrangler secret put`."
-    )
+    return ApiError(503, "not_configured", "The edge has no SMSFAILOVER_JWT_SECRET; set it with `wrangler secret put`.")

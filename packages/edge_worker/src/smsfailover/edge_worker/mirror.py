@@ -38,9 +38,7 @@ class SettingsMirror:
         self._db = db
 
     async def put(self, workspace_id: str, enabled: bool, updated_at: float, now: float) -> MirroredSettings:
-        await self._db.execute(
-            UPSERT, [workspace_id, int(enabled), round(updated_at * 1000), round(now * 1000)]
-        )
+        await self._db.execute(UPSERT, [workspace_id, int(enabled), round(updated_at * 1000), round(now * 1000)])
         return await self.get(workspace_id)
 
     async def get(self, workspace_id: str) -> MirroredSettings:
@@ -48,6 +46,4 @@ class SettingsMirror:
         if not rows:
             return MirroredSettings(workspace_id, False, None)
         row = rows[0]
-        return MirroredSettings(
-            workspace_id, bool(row["sms_failover_enabled"]), int(row["updated_at"]) / 1000
-        )
+        return MirroredSettings(workspace_id, bool(row["sms_failover_enabled"]), int(row["updated_at"]) / 1000)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from smsfailover.core.auth import Principal, verify_bearer
+from smsfailover.core.auth import Principal, require_service, verify_bearer
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
@@ -55,11 +55,10 @@ class ServiceApi:
     # -- authentication -------------------------------------------------------------------------
 
     def _principal(self, request: ApiRequest) -> Principal:
-        return verify_bearer(request.headers.get("authorization"), self._jwt_secret, now=self._clock.time())
+        return verify_bearer(self._jwt_secret, request.headers.get("authorization"), self._clock.time())
 
     def _service(self, request: ApiRequest) -> None:
-        if not self._principal(request).is_service:
-            raise ApiError(403, "forbidden", "This route takes a service token.")
+        require_service(self._principal(request))
 
     # -- ledger ---------------------------------------------------------------------------------
 
@@ -115,17 +114,11 @@ class ServiceApi:
             claim = dataclasses.replace(local, state=LedgerState.CLAIMED, message=None)
             if await self._ledger.try_claim(claim):
                 if local.state is LedgerState.COMPLETED and local.message is not None:
-                    await self._ledger.complete(
-                        local.workspace_id, local.key, local.message, local.updated_at
-                    )
+                    await self._ledger.complete(local.workspace_id, local.key, local.message, local.updated_at)
                 merged += 1
                 continue
             existing = await self._ledger.get(local.workspace_id, local.key)
-            if (
-                existing is not None
-                and existing.endpoint == "edge"
-                and existing.state is not LedgerState.RELEASED
-            ):
+            if existing is not None and existing.endpoint == "edge" and existing.state is not LedgerState.RELEASED:
                 duplicates.append(local.key)
         return _ok({"merged": merged, "duplicates": duplicates})
 
@@ -210,9 +203,7 @@ def _epoch(value: object) -> float:
         else:
             if parsed.tzinfo is not None:
                 return parsed.timestamp()
-    raise ApiError(
-        422, "invalid_request", "updated_at must be an RFC 3339 time with a zone.", field="updated_at"
-    )
+    raise ApiError(422, "invalid_request", "updated_at must be an RFC 3339 time with a zone.", field="updated_at")
 
 
 def _int_query(request: ApiRequest, name: str, default: int, *, maximum: int, minimum: int = 0) -> int:

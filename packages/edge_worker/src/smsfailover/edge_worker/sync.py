@@ -1,12 +1,16 @@
 """The feed of edge-sent messages the origin pulls (`GET /v1/sync/messages?after=SEQ&limit=N`).
 
-Placeholder until core's message schema is known.
+core's message table gives every change a new `seq` (in commit order: D1 runs one write at a time), so the
+origin pages with the last `seq` it stored and never misses a message, whenever it comes back. The data
+carries `content` (the origin stores what it lists); the route is for service tokens only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
+
+from smsfailover.core.sql import SqlMessageStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,8 +20,11 @@ class SyncPage:
 
 
 class SyncFeed:
-    def __init__(self, db: Any) -> None:
-        self._db = db
+    def __init__(self, messages: SqlMessageStore) -> None:
+        self._messages = messages
 
     async def page(self, *, after: int, limit: int) -> SyncPage:
-        return SyncPage([], after)
+        # cast: SqlMessageStore's method named `list` shadows the builtin in its own annotations
+        data = cast("list[dict[str, object]]", await self._messages.changed_since(after, limit, endpoint="edge"))
+        last = data[-1].get("seq") if data else None
+        return SyncPage(data, int(last) if isinstance(last, int) else after)
