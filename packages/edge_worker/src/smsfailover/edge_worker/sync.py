@@ -8,7 +8,6 @@ carries `content` (the origin stores what it lists); the route is for service to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 from smsfailover.core.sql import SqlMessageStore
 
@@ -24,7 +23,6 @@ class SyncFeed:
         self._messages = messages
 
     async def page(self, *, after: int, limit: int) -> SyncPage:
-        # cast: SqlMessageStore's method named `list` shadows the builtin in its own annotations
-        data = cast("list[dict[str, object]]", await self._messages.changed_since(after, limit, endpoint="edge"))
+        data = await self._messages.changed_since(after, limit, endpoint="edge")
         last = data[-1].get("seq") if data else None
         return SyncPage(data, int(last) if isinstance(last, int) else after)
