@@ -1,0 +1,264 @@
+"""EdgeApp in CPython: the same code the Worker runs, over stdlib SQLite (D1's engine), a scripted provider
+and a manual clock. The real Pyodide + D1 path is tests/edge/test_host.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from smsfailover.core.auth import issue_token
+from smsfailover.core.clock import ManualClock
+from smsfailover.core.message import fingerprint, parse_send_request
+from smsfailover.core.messages_api import ApiRequest, ApiResponse
+from smsfailover.core.provider import HttpReply, ReplyLost
+from smsfailover.core.sql import SqliteExecutor, schema_statements
+from smsfailover.edge_worker.app import EdgeApp
+from smsfailover.edge_worker.config import EdgeConfig
+
+from .host_process import REPO_ROOT
+
+SECRET = "edge-unit-test-secret-of-sufficient-length"
+TO = "+16266635938"
+WS = "ws_unit"
+DAY = 24 * 3600.0
+
+
+@dataclass
+class ScriptedPoster:
+    """core's HttpPoster seam: answers from a script, a 201 by default; records every form."""
+
+    script: list[HttpReply | Exception] = field(default_factory=list)
+    forms: list[list[tuple[str, str]]] = field(default_factory=list)
+
+    async def post_form(
+        self, url: str, fields: Sequence[tuple[str, str]], auth: tuple[str, str], timeout_s: float
+    ) -> HttpReply:
+        self.forms.append(list(fields))
+        outcome = self.script.pop(0) if self.script else None
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome is not None:
+            return outcome
+        sid = f"SM{len(self.forms):032d}"
+        return HttpReply(201, json.dumps({"sid": sid, "status": "queued", "num_segments": "1"}).encode())
+
+
+@dataclass
+class Edge:
+    app: EdgeApp
+    poster: ScriptedPoster
+    clock: ManualClock
+    db: SqliteExecutor
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        token: str | None = None,
+        key: str | None = None,
+        query: dict[str, str] | None = None,
+    ) -> ApiResponse:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        if key is not None:
+            headers["idempotency-key"] = key
+        raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+        return await self.app.handle(ApiRequest(method, path, query or {}, headers, raw))
+
+    async def send(self, key: str, content: str = "hello", ws: str = WS) -> ApiResponse:
+        body = {"to": TO, "content": content, "workspace_id": ws}
+        return await self.call("POST", "/v1/messages", body, token=ws_token(self.clock, ws), key=key)
+
+
+def ws_token(clock: ManualClock, ws: str = WS) -> str:
+    return issue_token(SECRET, workspace_id=ws, now=clock.time())
+
+
+def service_token(clock: ManualClock) -> str:
+    return issue_token(SECRET, service=True, now=clock.time())
+
+
+def make_edge(**env: str) -> Edge:
+    values = {
+        "SMSFAILOVER_JWT_SECRET": SECRET,
+        "TWILIO_ACCOUNT_SID": "AC1",
+        "TWILIO_AUTH_TOKEN": "token",
+        "SMSFAILOVER_FROM": "+15005550006",
+        "SMSFAILOVER_PROVIDER_URL": "http://provider.test",
+        **env,
+    }
+    db = SqliteExecutor()
+    db.create_schema()
+    edge_sql = (REPO_ROOT / "packages/edge_worker/migrations/0002_edge.sql").read_text()
+    for statement in schema_statements(re.sub(r"--[^\n]*", "", edge_sql)):
+        db._conn.execute(statement)
+    clock = ManualClock()
+    poster = ScriptedPoster()
+    app = EdgeApp(config=EdgeConfig.from_env(values.get), db=db, poster=poster, clock=clock)
+    return Edge(app, poster, clock, db)
+
+
+@pytest.fixture
+def edge() -> Iterator[Edge]:
+    made = make_edge()
+    yield made
+    made.db.close()
+
+
+def listed(value: object) -> list[Any]:
+    assert isinstance(value, list)
+    return value
+
+
+def field_of(response: ApiResponse) -> object:
+    error = response.body["error"]
+    assert isinstance(error, dict)
+    return error.get("field")
+
+
+def code(response: ApiResponse) -> str:
+    error = response.body["error"]
+    assert isinstance(error, dict)
+    return str(error["code"])
+
+
+async def test_send_replay_and_the_sync_feed(edge: Edge) -> None:
+    first = await edge.send("k1", "one")
+    assert first.status == 201
+    assert first.body["endpoint"] == "edge"
+    assert first.body["requires_refresh"] is True
+    replay = await edge.send("k1", "one")
+    assert replay.status == 200
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert len(edge.poster.forms) == 1
+
+    await edge.send("k2", "two")
+    feed = await edge.call(
+        "GET", "/v1/sync/messages", token=service_token(edge.clock), query={"after": "0", "limit": "1"}
+    )
+    assert feed.status == 200
+    data = feed.body["data"]
+    assert isinstance(data, list)
+    assert [m["idempotency_key"] for m in data] == ["k1"]
+    rest = await edge.call(
+        "GET",
+        "/v1/sync/messages",
+        token=service_token(edge.clock),
+        query={"after": str(feed.body["next_cursor"]), "limit": "10"},
+    )
+    assert [m["idempotency_key"] for m in listed(rest.body["data"])] == ["k2"]
+
+
+async def test_rate_limit_answers_429_with_retry_after() -> None:
+    edge = make_edge(SMSFAILOVER_RATE_LIMIT="1")
+    statuses = [(await edge.send(f"rl{i}", f"m{i}")).status for i in range(5)]
+    assert 429 in statuses
+    limited = await edge.send("rl-last", "last")
+    assert limited.status == 429
+    assert code(limited) == "rate_limited"
+    assert float(limited.headers["Retry-After"]) > 0
+
+
+async def test_a_lost_reply_is_unknown_and_never_resent(edge: Edge) -> None:
+    edge.poster.script.append(ReplyLost("TimeoutError"))
+    first = await edge.send("lost", "maybe")
+    assert first.status == 201
+    assert first.body["status"] == "unknown"
+    again = await edge.send("lost", "maybe")
+    assert again.status == 200
+    assert again.body["status"] == "unknown"
+    assert len(edge.poster.forms) == 1
+
+
+async def test_an_expired_lease_is_reported_unknown(edge: Edge) -> None:
+    service = service_token(edge.clock)
+    now = edge.clock.time()
+    body = {
+        "to": TO,
+        "content": "held",
+        "workspace_id": WS,
+    }
+    record = {
+        "workspace_id": WS,
+        "key": "held",
+        "fingerprint": fingerprint(parse_send_request(json.dumps(body).encode())),
+        "state": "claimed",
+        "endpoint": "origin",
+        "lease_expires_at": now + 30,
+        "created_at": now,
+        "updated_at": now,
+        "message": None,
+        "message_id": "msg_01JZ00000000000000000000AA",
+    }
+    assert (await edge.call("POST", "/v1/ledger/claim", {"record": record}, token=service)).status == 200
+    assert (await edge.send("held", "held")).status == 409
+    edge.clock.advance(31)
+    unknown = await edge.send("held", "held")
+    assert unknown.status == 200
+    assert unknown.body["status"] == "unknown"
+    assert unknown.body["id"] == "msg_01JZ00000000000000000000AA"
+    assert edge.poster.forms == []
+
+
+async def test_without_a_secret_only_health_answers_and_it_says_why() -> None:
+    edge = make_edge(SMSFAILOVER_JWT_SECRET="")
+    health = await edge.call("GET", "/v1/health")
+    assert health.status == 200
+    assert health.body["status"] == "degraded"
+    assert any("SMSFAILOVER_JWT_SECRET" in p for p in listed(health.body["problems"]))
+    refused = await edge.call("POST", "/v1/messages", {"to": TO, "content": "x", "workspace_id": WS})
+    assert refused.status == 503
+    assert code(refused) == "not_configured"
+
+
+async def test_unexpected_errors_become_a_500_envelope_without_details(edge: Edge) -> None:
+    edge.db.close()  # every statement now fails inside the store
+    response = await edge.call("GET", "/v1/ledger/ws/key", token=service_token(edge.clock))
+    assert response.status == 500
+    assert response.body == {
+        "error": {"code": "internal_error", "message": "The edge could not handle this request; try again."}
+    }
+
+
+async def test_routing_answers_404_and_405(edge: Edge) -> None:
+    assert code(await edge.call("GET", "/nope")) == "not_found"
+    wrong = await edge.call("DELETE", "/v1/ledger/claim")
+    assert wrong.status == 405
+    assert wrong.headers["Allow"] == "POST"
+    assert (await edge.call("PATCH", "/v1/messages")).status == 405
+
+
+async def test_service_body_errors_name_the_field(edge: Edge) -> None:
+    service = service_token(edge.clock)
+    not_json = await edge.call("POST", "/v1/ledger/claim", b"{", token=service)
+    assert (not_json.status, code(not_json)) == (400, "invalid_json")
+    no_record = await edge.call("POST", "/v1/ledger/claim", {}, token=service)
+    assert no_record.status == 422
+    assert field_of(no_record) == "record"
+    too_many = await edge.call("POST", "/v1/ledger/reconcile", {"records": [{}] * 501}, token=service)
+    assert too_many.status == 422
+    bad_limit = await edge.call("GET", "/v1/sync/messages", token=service, query={"limit": "0"})
+    assert bad_limit.status == 422
+    bad_time = await edge.call(
+        "PUT", f"/v1/settings-mirror/{WS}", {"sms_failover_enabled": True, "updated_at": "yesterday"}, token=service
+    )
+    assert field_of(bad_time) == "updated_at"
+    bad_ws = await edge.call("GET", "/v1/ledger/bad%20ws/key", token=service)
+    assert bad_ws.status == 422
+
+
+async def test_the_cron_purge_keeps_a_day(edge: Edge) -> None:
+    await edge.send("old", "old")
+    edge.clock.advance(DAY + 60)
+    await edge.send("new", "new")
+    assert (await edge.app.scheduled()).ledger_records == 0  # retention defaults to two days
+    edge.clock.advance(DAY)
+    assert (await edge.app.scheduled()).ledger_records == 1
+    service = service_token(edge.clock)
+    assert (await edge.call("GET", f"/v1/ledger/{WS}/old", token=service)).status == 404
+    assert (await edge.call("GET", f"/v1/ledger/{WS}/new", token=service)).status == 200
