@@ -64,9 +64,7 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
             return denied
         record = state.ledger.get((request.path_params["ws"], request.path_params["key"]))
         if record is None:
-            return JSONResponse(
-                {"error": {"code": "not_found", "message": "no such record"}}, status_code=404
-            )
+            return JSONResponse({"error": {"code": "not_found", "message": "no such record"}}, status_code=404)
         return JSONResponse(record)
 
     async def complete(request: Request) -> Response:

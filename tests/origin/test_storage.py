@@ -68,9 +68,7 @@ async def test_concurrent_writes_all_land_and_a_failing_one_fails_alone(database
     async def insert(k: str) -> int:
         return await database.execute("INSERT INTO items (k, n) VALUES (?, ?)", (k, 1))
 
-    results = await asyncio.gather(
-        *(insert(f"c{i}") for i in range(100)), insert("dup"), return_exceptions=True
-    )
+    results = await asyncio.gather(*(insert(f"c{i}") for i in range(100)), insert("dup"), return_exceptions=True)
 
     assert results[:100] == [1] * 100
     assert isinstance(results[100], Exception)
@@ -83,9 +81,7 @@ async def test_sqlite_groups_concurrent_writes_into_few_commits(tmp_path: object
     try:
         await db.script(TABLE)
         before = db.commits
-        await asyncio.gather(
-            *(db.execute("INSERT INTO items (k, n) VALUES (?, ?)", (f"g{i}", i)) for i in range(200))
-        )
+        await asyncio.gather(*(db.execute("INSERT INTO items (k, n) VALUES (?, ?)", (f"g{i}", i)) for i in range(200)))
         assert db.commits - before < 200
         assert (await db.fetch("SELECT COUNT(*) AS c FROM items"))[0]["c"] == 200
     finally:

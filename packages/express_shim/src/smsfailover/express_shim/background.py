@@ -53,9 +53,7 @@ class BackgroundTasks:
             try:
                 await spec.run_once()
             except Exception as exc:  # a failed round is reported and retried, never fatal to the loop
-                log_event(
-                    "background_round_failed", level=logging.WARNING, task=spec.name, error=type(exc).__name__
-                )
+                log_event("background_round_failed", level=logging.WARNING, task=spec.name, error=type(exc).__name__)
                 if self._on_error is not None:
                     self._on_error(spec.name)
             with contextlib.suppress(TimeoutError):

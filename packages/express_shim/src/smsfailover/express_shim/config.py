@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-DEV_SECRET_PATH = Path("var/dev-secret")
+from smsfailover.express_shim.devenv import DevSecrets
+
 TWILIO_API_BASE = "https://api.twilio.com"
 
 
@@ -28,6 +27,7 @@ class OriginConfig:
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     from_number: str | None = None
+    status_callback_url: str | None = None  # default: the public (or origin) URL + the callback route
     messaging_service_sid: str | None = None
     lease_s: float = 30.0
     rate_limit: float = 50.0
@@ -48,13 +48,23 @@ class OriginConfig:
     def callback_base_url(self) -> str:
         return (self.public_url or self.origin_url).rstrip("/")
 
+    @property
+    def twilio_status_callback(self) -> str:
+        return self.status_callback_url or self.callback_base_url + "/v1/provider/twilio/status"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OriginConfig:
         env = os.environ if environ is None else environ
         mode = env.get("SMSFAILOVER_ENV", "production")
         development = mode == "development"
+        secret = env.get("SMSFAILOVER_JWT_SECRET", "")
+        dev = DevSecrets.load_or_create() if development and not secret else None
+        if not secret and dev is None:
+            raise ConfigError(
+                "SMSFAILOVER_JWT_SECRET is not set; outside development the origin will not start without it"
+            )
         return cls(
-            jwt_secret=_jwt_secret(env, development),
+            jwt_secret=secret or (dev.jwt_secret if dev else ""),
             env=mode,
             database_url=env.get("SMSFAILOVER_DATABASE_URL", "sqlite:///var/smsfailover.db"),
             origin_url=env.get("SMSFAILOVER_ORIGIN_URL", "http://127.0.0.1:8000"),
@@ -63,36 +73,15 @@ class OriginConfig:
             provider_url=env.get(
                 "SMSFAILOVER_PROVIDER_URL", "http://127.0.0.1:8025" if development else TWILIO_API_BASE
             ),
-            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
-            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
-            from_number=env.get("SMSFAILOVER_FROM") or None,
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or (dev.twilio_account_sid if dev else ""),
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or (dev.twilio_auth_token if dev else ""),
+            from_number=env.get("SMSFAILOVER_FROM") or (dev.from_number if dev else None),
+            status_callback_url=env.get("SMSFAILOVER_STATUS_CALLBACK_URL") or None,
             messaging_service_sid=env.get("SMSFAILOVER_MESSAGING_SERVICE_SID") or None,
             lease_s=_number(env, "SMSFAILOVER_LEASE_S", 30.0),
             rate_limit=_number(env, "SMSFAILOVER_RATE_LIMIT", 50.0),
             metrics_public=env.get("SMSFAILOVER_METRICS_PUBLIC", "") in {"1", "true", "yes"},
         )
-
-
-def _jwt_secret(env: Mapping[str, str], development: bool) -> str:
-    secret = env.get("SMSFAILOVER_JWT_SECRET", "")
-    if secret:
-        return secret
-    if development:
-        return dev_secret()
-    raise ConfigError(
-        "SMSFAILOVER_JWT_SECRET is not set; outside development the origin will not start without it"
-    )
-
-
-def dev_secret(path: Path = DEV_SECRET_PATH) -> str:
-    """The development secret shared by origin, edge and CLI: read var/dev-secret, creating it once."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
-    return secret
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -21,6 +21,12 @@ class EdgeUnavailable(Exception):
         self.reason = reason
 
 
+def _object(answer: Any) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise EdgeUnavailable("the edge answered something other than a JSON object")
+    return answer
+
+
 def _quote(part: str) -> str:
     return urllib.parse.quote(part, safe="")
 
@@ -49,15 +55,14 @@ class EdgeClient:
 
     # -- ledger --
     async def ledger_claim(self, record: Mapping[str, object]) -> dict[str, Any]:
-        return await self._json("POST", "/v1/ledger/claim", {"record": dict(record)})
+        return _object(await self._json("POST", "/v1/ledger/claim", {"record": dict(record)}))
 
     async def ledger_get(self, workspace_id: str, key: str) -> dict[str, Any] | None:
         path = f"/v1/ledger/{_quote(workspace_id)}/{_quote(key)}"
-        return await self._json("GET", path, None, missing_ok=True)
+        answer = await self._json("GET", path, None, missing_ok=True)
+        return None if answer is None else _object(answer)
 
-    async def ledger_complete(
-        self, workspace_id: str, key: str, message: Mapping[str, object], now: float
-    ) -> None:
+    async def ledger_complete(self, workspace_id: str, key: str, message: Mapping[str, object], now: float) -> None:
         body = {"workspace_id": workspace_id, "key": key, "message": dict(message), "now": now}
         await self._json("POST", "/v1/ledger/complete", body)
 
@@ -65,7 +70,7 @@ class EdgeClient:
         await self._json("POST", "/v1/ledger/release", {"workspace_id": workspace_id, "key": key, "now": now})
 
     async def ledger_reconcile(self, records: list[dict[str, object]]) -> dict[str, Any]:
-        return await self._json("POST", "/v1/ledger/reconcile", {"records": records}, timeout_s=10.0)
+        return _object(await self._json("POST", "/v1/ledger/reconcile", {"records": records}, timeout_s=10.0))
 
     # -- settings mirror and sync --
     async def put_settings_mirror(self, workspace_id: str, enabled: bool, updated_at_ms: int) -> None:
@@ -73,7 +78,8 @@ class EdgeClient:
         await self._json("PUT", f"/v1/settings-mirror/{_quote(workspace_id)}", body, timeout_s=5.0)
 
     async def sync_messages(self, after: int, limit: int = 200) -> dict[str, Any]:
-        return await self._json("GET", f"/v1/sync/messages?after={after}&limit={limit}", None, timeout_s=10.0)
+        path = f"/v1/sync/messages?after={after}&limit={limit}"
+        return _object(await self._json("GET", path, None, timeout_s=10.0))
 
     async def health(self) -> tuple[bool, float]:
         """(healthy, latency in ms) of GET /v1/health."""

@@ -13,7 +13,7 @@ MAX_BACKOFF_S = 60.0
 
 def backoff_s(attempts: int) -> float:
     """0.5 s, 1 s, 2 s ... capped at a minute: a long edge outage costs one try a minute per change."""
-    return min(MAX_BACKOFF_S, 0.5 * 2 ** min(attempts, 10))
+    return min(MAX_BACKOFF_S, 0.5 * 2.0 ** min(attempts, 10))
 
 
 class MirrorPusher:

@@ -63,9 +63,7 @@ class OriginMetrics:
         self.callbacks = Counter(
             "smsfailover_origin_twilio_callbacks", "Twilio status callbacks by result", ["result"], registry=r
         )
-        self.rate_limited = Counter(
-            "smsfailover_origin_rate_limited", "Requests refused with 429", registry=r
-        )
+        self.rate_limited = Counter("smsfailover_origin_rate_limited", "Requests refused with 429", registry=r)
         self.purged = Counter("smsfailover_origin_purged_ledger_records", "Ledger records purged", registry=r)
         self.task_errors = Counter(
             "smsfailover_origin_background_task_errors",

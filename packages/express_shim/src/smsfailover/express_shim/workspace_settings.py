@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from smsfailover.express_shim.storage.base import Database
@@ -19,9 +20,7 @@ INSERT INTO settings_outbox
     (workspace_id, sms_failover_enabled, updated_at, attempts, next_attempt_at, created_at)
 SELECT workspace_id, sms_failover_enabled, updated_at, 0, 0, ? FROM workspace_settings WHERE workspace_id = ?
 """
-_SELECT = (
-    "SELECT workspace_id, sms_failover_enabled, updated_at FROM workspace_settings WHERE workspace_id = ?"
-)
+_SELECT = "SELECT workspace_id, sms_failover_enabled, updated_at FROM workspace_settings WHERE workspace_id = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +42,7 @@ class SettingsStore:
         return WorkspaceSettings(workspace_id, bool(row["sms_failover_enabled"]), int(str(row["updated_at"])))
 
     async def set_failover(self, workspace_id: str, enabled: bool, now_ms: int) -> WorkspaceSettings:
-        await self._db.transaction(
-            [(_UPSERT, (workspace_id, enabled, now_ms)), (_ENQUEUE, (now_ms, workspace_id))]
-        )
+        await self._db.transaction([(_UPSERT, (workspace_id, enabled, now_ms)), (_ENQUEUE, (now_ms, workspace_id))])
         return await self.get(workspace_id)
 
 
@@ -96,3 +93,30 @@ class SettingsOutbox:
     async def pending_count(self) -> int:
         rows = await self._db.fetch("SELECT COUNT(*) AS n FROM settings_outbox")
         return int(str(rows[0]["n"]))
+
+
+class FailoverFlags:
+    """The failover flag per workspace for the send path, cached briefly (a database read saved per send).
+
+    A change made through this process is seen at once (invalidate); one made through another origin process
+    within ttl_s.
+    """
+
+    def __init__(self, store: SettingsStore, ttl_s: float = 1.0) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[bool, float]] = {}
+
+    async def enabled(self, workspace_id: str) -> bool:
+        hit = self._cache.get(workspace_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < self._ttl_s:
+            return hit[0]
+        value = (await self._store.get(workspace_id)).sms_failover_enabled
+        if len(self._cache) > 10_000:  # bounded: forget everything rather than grow
+            self._cache.clear()
+        self._cache[workspace_id] = (value, now)
+        return value
+
+    def invalidate(self, workspace_id: str) -> None:
+        self._cache.pop(workspace_id, None)

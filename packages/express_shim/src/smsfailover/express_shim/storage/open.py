@@ -12,6 +12,4 @@ async def open_database(url: str, *, schema: str | None = None) -> Database:
         return SqliteDatabase.from_url(url)
     if url.startswith(("postgresql://", "postgres://")):
         return await PostgresDatabase.connect(url, schema=schema)
-    raise ValueError(
-        f"SMSFAILOVER_DATABASE_URL must start with sqlite:/// or postgresql://, not {url.split(':')[0]!r}"
-    )
+    raise ValueError(f"SMSFAILOVER_DATABASE_URL must start with sqlite:/// or postgresql://, not {url.split(':')[0]!r}")

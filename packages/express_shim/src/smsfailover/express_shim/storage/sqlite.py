@@ -60,9 +60,7 @@ class SqliteDatabase:
         self.path = path
         self._writer = _connect(path)
         self._writer.execute("PRAGMA journal_mode = WAL")
-        self._writer.execute(
-            "PRAGMA synchronous = NORMAL"
-        )  # WAL + NORMAL: durable at checkpoints, no torn db
+        self._writer.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, no torn db
         self._jobs: queue.SimpleQueue[_Job[object] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._thread.start()

@@ -1,0 +1,133 @@
+"""The workspace routes only the origin serves: settings, failover status, and the message list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from smsfailover.core.errors import ApiError
+from smsfailover.core.ids import rfc3339
+from smsfailover.core.sql import is_valid_cursor
+from smsfailover.express_shim.access import workspace_caller
+from smsfailover.express_shim.probes import ProbeResult
+from smsfailover.express_shim.services import OriginServices
+from smsfailover.express_shim.window_stats import WINDOW_S
+from smsfailover.express_shim.workspace_settings import WorkspaceSettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+MAX_LIST_LIMIT = 1000
+DEFAULT_LIST_LIMIT = 50
+
+
+def _services(request: Request) -> OriginServices:
+    services: OriginServices = request.app.state.services
+    return services
+
+
+def _workspace(request: Request, services: OriginServices) -> str:
+    return workspace_caller(request, services.config.jwt_secret, request.path_params["ws"])
+
+
+def settings_body(settings: WorkspaceSettings) -> dict[str, object]:
+    updated = settings.updated_at_ms
+    return {
+        "workspace_id": settings.workspace_id,
+        "sms_failover_enabled": settings.sms_failover_enabled,
+        "updated_at": rfc3339(updated / 1000) if updated is not None else None,
+    }
+
+
+async def get_settings(request: Request) -> Response:
+    services = _services(request)
+    ws = _workspace(request, services)
+    return JSONResponse(settings_body(await services.settings.get(ws)))
+
+
+def _invalid_settings(message: str, field: str = "sms_failover_enabled") -> ApiError:
+    return ApiError(422, "invalid_settings", message, field=field)
+
+
+def parse_settings_patch(body: bytes) -> bool:
+    """The one setting there is: `{"sms_failover_enabled": true|false}`; anything else is refused."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise _invalid_settings('Send a JSON object such as {"sms_failover_enabled": true}.')
+    unknown = sorted(set(data) - {"sms_failover_enabled"})
+    if unknown:
+        raise _invalid_settings(f"Unknown setting {unknown[0]!r}; only sms_failover_enabled exists.", unknown[0])
+    value = data.get("sms_failover_enabled")
+    if not isinstance(value, bool):
+        raise _invalid_settings("sms_failover_enabled must be true or false.")
+    return value
+
+
+async def patch_settings(request: Request) -> Response:
+    services = _services(request)
+    ws = _workspace(request, services)
+    enabled = parse_settings_patch(await request.body())
+    settings = await services.set_failover(ws, enabled)
+    return JSONResponse(settings_body(settings))
+
+
+def _endpoint_view(probe: ProbeResult, stats: Mapping[str, object]) -> dict[str, object]:
+    return {
+        "healthy": probe.healthy,
+        "latency_ms": probe.latency_ms,
+        "checked_at": rfc3339(probe.checked_at) if probe.checked_at is not None else None,
+        "window_s": WINDOW_S,
+        **stats,
+    }
+
+
+async def failover_status(request: Request) -> Response:
+    services = _services(request)
+    ws = _workspace(request, services)
+    now_ms = services.now_ms()
+    enabled = (await services.settings.get(ws)).sms_failover_enabled
+    degraded = enabled and services.degraded
+    endpoints: dict[str, object] = {}
+    for name in ("origin", "edge"):
+        window = await services.send_log.window(ws, name, now_ms)
+        stats = {
+            "requests": window.requests,
+            "success_rate": window.success_rate,
+            "p50_ms": window.p50_ms,
+            "p95_ms": window.p95_ms,
+            "p99_ms": window.p99_ms,
+        }
+        endpoints[name] = _endpoint_view(services.probes.results[name], stats)
+    body = {
+        "workspace_id": ws,
+        "enabled": enabled,
+        "ledger": "edge" if enabled and not degraded else "local",
+        "degraded": degraded,
+        "endpoints": endpoints,
+        "failovers_15m": await services.send_log.count(ws, now_ms, endpoint="edge"),
+        "unknown_15m": await services.send_log.count(ws, now_ms, status="unknown"),
+        "breaker": None,  # no shared breaker store is configured: each client process keeps its own
+    }
+    return JSONResponse(body)
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIST_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+        raise ApiError(422, "invalid_limit", f"limit is a whole number from 1 to {MAX_LIST_LIMIT}.", field="limit")
+    return int(raw)
+
+
+async def list_messages(request: Request) -> Response:
+    services = _services(request)
+    ws = _workspace(request, services)
+    limit = _limit(request.query_params.get("limit"))
+    cursor = request.query_params.get("cursor") or None
+    if cursor is not None and not is_valid_cursor(cursor):
+        raise ApiError(422, "invalid_cursor", "cursor must be a next_cursor this route returned.", field="cursor")
+    page, next_cursor = await services.messages.list(ws, limit=limit, cursor=cursor)
+    data = [{k: v for k, v in message.items() if k != "seq"} for message in page]
+    return JSONResponse({"data": data, "next_cursor": next_cursor})

@@ -1,0 +1,220 @@
+"""Everything the origin's routes and background tasks share, built once per app and closed at shutdown.
+
+The settings page (another module) reaches these through `request.app.state.services`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from smsfailover.core.auth import issue_token
+from smsfailover.core.clock import Clock, SystemClock
+from smsfailover.core.log import log_event
+from smsfailover.core.provider import HttpPoster, HttpxPoster, TwilioProvider
+from smsfailover.core.ratelimit import TokenBucketLimiter
+from smsfailover.core.sql import SqlLedgerStore, SqlMessageStore
+from smsfailover.express_shim.background import PeriodicTask
+from smsfailover.express_shim.config import OriginConfig
+from smsfailover.express_shim.edge_client import EdgeClient
+from smsfailover.express_shim.edge_sync import EdgeMessageSync
+from smsfailover.express_shim.ledger_selection import DegradedClaims, EdgeLedgerHealth, LedgerSelection
+from smsfailover.express_shim.mirror_push import MirrorPusher
+from smsfailover.express_shim.origin_metrics import OriginMetrics
+from smsfailover.express_shim.probes import HealthProbes, timed
+from smsfailover.express_shim.reconcile import Reconciler, ReconcileResult
+from smsfailover.express_shim.remote_ledger import RemoteLedgerStore
+from smsfailover.express_shim.storage.base import Database
+from smsfailover.express_shim.window_stats import SendLog
+from smsfailover.express_shim.workspace_settings import (
+    FailoverFlags,
+    SettingsOutbox,
+    SettingsStore,
+    WorkspaceSettings,
+)
+
+VERSION = "0.1.0"
+SERVICE_TOKEN_TTL_S = 600.0
+
+
+class ServiceToken:
+    """A service token for origin-to-edge calls, minted from the shared secret and renewed before it expires."""
+
+    def __init__(self, secret: str, clock: Clock) -> None:
+        self._secret = secret
+        self._clock = clock
+        self._token = ""
+        self._expires_at = 0.0
+
+    def __call__(self) -> str:
+        now = self._clock.time()
+        if now > self._expires_at - SERVICE_TOKEN_TTL_S / 2:
+            self._token = issue_token(self._secret, service=True, ttl_s=SERVICE_TOKEN_TTL_S, now=now)
+            self._expires_at = now + SERVICE_TOKEN_TTL_S
+        return self._token
+
+
+@dataclass
+class OriginServices:
+    config: OriginConfig
+    db: Database
+    clock: Clock
+    metrics: OriginMetrics
+    settings: SettingsStore
+    flags: FailoverFlags
+    outbox: SettingsOutbox
+    edge: EdgeClient
+    messages: SqlMessageStore
+    local_ledger: SqlLedgerStore
+    ledgers: LedgerSelection
+    degraded_claims: DegradedClaims
+    send_log: SendLog
+    provider: TwilioProvider
+    poster: HttpPoster
+    limiter: TokenBucketLimiter
+    probes: HealthProbes
+    mirror: MirrorPusher
+    sync: EdgeMessageSync
+    reconciler: Reconciler
+
+    def now_ms(self) -> int:
+        return int(self.clock.time() * 1000)
+
+    @property
+    def degraded(self) -> bool:
+        return not self.ledgers.health.available
+
+    async def aclose(self) -> None:
+        await self.edge.aclose()
+        close = getattr(self.poster, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def set_failover(self, workspace_id: str, enabled: bool) -> WorkspaceSettings:
+        """Change a workspace's flag: stored with its outbox entry, seen by this process's sends at once."""
+        settings = await self.settings.set_failover(workspace_id, enabled, self.now_ms())
+        self.flags.invalidate(workspace_id)
+        log_event("settings_changed", workspace_id=workspace_id, sms_failover_enabled=enabled)
+        return settings
+
+    # -- background rounds --
+    async def push_outbox(self) -> None:
+        await self.mirror.push_due(self.now_ms())
+        self.metrics.outbox_pending.set(await self.outbox.pending_count())
+
+    async def sync_edge_messages(self) -> None:
+        copied = await self.sync.run_once(self.now_ms())
+        if copied:
+            self.metrics.synced_messages.inc(copied)
+
+    async def probe(self) -> None:
+        results = await self.probes.run_once()
+        for name, result in results.items():
+            self.metrics.endpoint_up.labels(name).set(1 if result.healthy else 0)
+            if result.latency_ms is not None:
+                self.metrics.probe_seconds.labels(name).set(result.latency_ms / 1000)
+        if results["edge"].healthy:
+            self.ledgers.health.mark_up()
+
+    async def reconcile(self) -> None:
+        await self.reconciler.run_once()
+
+    async def purge(self) -> None:
+        cutoff = self.clock.time() - self.config.retention_s
+        purged = await self.local_ledger.purge(cutoff)
+        await self.send_log.purge(int(cutoff * 1000))
+        if purged:
+            self.metrics.purged.inc(purged)
+            log_event("ledger_purged", records=purged)
+
+    def periodic_tasks(self) -> list[PeriodicTask]:
+        c = self.config
+        return [
+            PeriodicTask("settings_outbox", c.outbox_interval_s, self.push_outbox),
+            PeriodicTask("edge_sync", c.sync_interval_s, self.sync_edge_messages),
+            PeriodicTask("health_probes", c.probe_interval_s, self.probe),
+            PeriodicTask("ledger_reconcile", c.probe_interval_s, self.reconcile),
+            PeriodicTask("ledger_purge", c.purge_interval_s, self.purge),
+        ]
+
+
+def build_services(
+    config: OriginConfig,
+    db: Database,
+    *,
+    clock: Clock | None = None,
+    poster: HttpPoster | None = None,
+    edge: EdgeClient | None = None,
+) -> OriginServices:
+    clock = clock or SystemClock()
+    metrics = OriginMetrics()
+    settings = SettingsStore(db)
+    flags = FailoverFlags(settings)
+    edge = edge or EdgeClient(config.edge_url, ServiceToken(config.jwt_secret, clock), timeout_s=config.edge_timeout_s)
+    local_ledger = SqlLedgerStore(db)
+    queue = DegradedClaims(db)
+
+    def on_edge_change(available: bool) -> None:
+        metrics.ledger_degraded.set(0 if available else 1)
+
+    health = EdgeLedgerHealth(on_edge_change)
+    ledgers = LedgerSelection(
+        enabled=flags.enabled,
+        local=local_ledger,
+        remote=RemoteLedgerStore(edge),
+        queue=queue,
+        health=health,
+        clock=clock,
+        lease_s=config.lease_s,
+        on_degraded_claim=metrics.ledger_local_claims.inc,
+    )
+    poster = poster or HttpxPoster()
+    provider = TwilioProvider(
+        poster,
+        base_url=config.provider_url,
+        account_sid=config.twilio_account_sid,
+        auth_token=config.twilio_auth_token,
+        from_number=config.from_number,
+        messaging_service_sid=config.messaging_service_sid,
+    )
+    if not provider.configured:
+        log_event("provider_not_configured", level=logging.WARNING)
+    messages = SqlMessageStore(db)
+    send_log = SendLog(db)
+
+    async def db_ping() -> tuple[bool, float]:
+        return await timed(lambda: db.fetch("SELECT 1 AS ok"))
+
+    def on_reconciled(result: ReconcileResult) -> None:
+        metrics.reconciled.inc(result.merged)
+        metrics.double_sends.inc(len(result.duplicates))
+
+    return OriginServices(
+        config=config,
+        db=db,
+        clock=clock,
+        metrics=metrics,
+        settings=settings,
+        flags=flags,
+        outbox=SettingsOutbox(db),
+        edge=edge,
+        messages=messages,
+        local_ledger=local_ledger,
+        ledgers=ledgers,
+        degraded_claims=queue,
+        send_log=send_log,
+        provider=provider,
+        poster=poster,
+        limiter=TokenBucketLimiter(rate=config.rate_limit, clock=clock),
+        probes=HealthProbes({"origin": db_ping, "edge": edge.health}, clock.time),
+        mirror=MirrorPusher(SettingsOutbox(db), edge),
+        sync=EdgeMessageSync(db, edge, messages, send_log),
+        reconciler=Reconciler(
+            queue=queue, local=local_ledger, edge=edge, health=health, clock=clock, on_result=on_reconciled
+        ),
+    )
+
+
+def monotonic_ms() -> float:
+    return time.perf_counter() * 1000
