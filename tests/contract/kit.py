@@ -67,9 +67,7 @@ class Tokens:
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
     def service(self, *, ttl_s: float = 3600) -> str:
-        return jwt.encode(
-            {"role": "service", "exp": int(time.time() + ttl_s)}, self.secret, algorithm="HS256"
-        )
+        return jwt.encode({"role": "service", "exp": int(time.time() + ttl_s)}, self.secret, algorithm="HS256")
 
     def expired(self, workspace_id: str) -> str:
         return self.workspace(workspace_id, ttl_s=-120)
@@ -84,9 +82,7 @@ def bearer(token: str | None) -> dict[str, str]:
     return {} if token is None else {"Authorization": f"Bearer {token}"}
 
 
-def send_body(
-    workspace_id: str, *, to: str = VALID_TO, content: str | None = None, **extra: Any
-) -> dict[str, Any]:
+def send_body(workspace_id: str, *, to: str = VALID_TO, content: str | None = None, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"to": to, "workspace_id": workspace_id}
     body["content"] = unique_content() if content is None else content
     body.update(extra)
@@ -113,25 +109,22 @@ class Api:
         key: str | None = "",
         token: str | None = "",
         raw: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
     ) -> httpx2.Response:
         """POST /v1/messages. key "" mints a fresh key, None omits the header; token "" is the workspace's."""
-        hdrs = {"Content-Type": "application/json"}
+        hdrs: dict[str, str | bytes] = {"Content-Type": "application/json"}
         hdrs.update(bearer(self.tokens.workspace(workspace_id) if token == "" else token))
         if key is not None:
             hdrs["Idempotency-Key"] = new_key() if key == "" else key
         hdrs.update(headers or {})
         content = raw if raw is not None else json.dumps(body or send_body(workspace_id)).encode()
-        return self.http.post("/v1/messages", content=content, headers=hdrs)
+        raw_headers = [(k.encode(), v if isinstance(v, bytes) else v.encode()) for k, v in hdrs.items()]
+        return self.http.post("/v1/messages", content=content, headers=raw_headers)
 
-    def get(
-        self, path: str, *, token: str | None = None, params: Mapping[str, str] | None = None
-    ) -> httpx2.Response:
+    def get(self, path: str, *, token: str | None = None, params: Mapping[str, str] | None = None) -> httpx2.Response:
         return self.http.get(path, headers=bearer(token), params=params)
 
-    def ws_get(
-        self, workspace_id: str, path: str, params: Mapping[str, str] | None = None
-    ) -> httpx2.Response:
+    def ws_get(self, workspace_id: str, path: str, params: Mapping[str, str] | None = None) -> httpx2.Response:
         return self.get(path, token=self.tokens.workspace(workspace_id), params=params)
 
     def message_by_key(self, workspace_id: str, key: str) -> httpx2.Response:
@@ -167,9 +160,7 @@ class Simulator:
         self.http.delete("/_sim/faults").raise_for_status()
 
 
-def poll(
-    probe: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.05, what: str = "condition"
-) -> T:
+def poll(probe: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.05, what: str = "condition") -> T:
     """Call probe until it returns something other than None; bounded by timeout_s."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -207,9 +198,7 @@ def json_body(resp: httpx2.Response) -> dict[str, Any]:
     return body
 
 
-def assert_error(
-    resp: httpx2.Response, status: int, code: str, *, field: str | None = None
-) -> dict[str, Any]:
+def assert_error(resp: httpx2.Response, status: int, code: str, *, field: str | None = None) -> dict[str, Any]:
     """The contract's error envelope, with the expected status, code and (when given) field."""
     assert resp.status_code == status, (resp.status_code, resp.text)
     body = json_body(resp)

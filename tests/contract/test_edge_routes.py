@@ -18,15 +18,11 @@ SERVICE_ROUTES = [
 
 
 @pytest.mark.parametrize(("method", "path"), SERVICE_ROUTES)
-def test_service_routes_refuse_workspace_tokens_and_anonymous_callers(
-    edge_api: Api, method: str, path: str
-) -> None:
+def test_service_routes_refuse_workspace_tokens_and_anonymous_callers(edge_api: Api, method: str, path: str) -> None:
     ws_token = edge_api.tokens.workspace("ws1")
     anonymous = edge_api.http.request(method, path, json={})
     assert_error(anonymous, 401, "unauthorized")
-    as_workspace = edge_api.http.request(
-        method, path, json={}, headers={"Authorization": f"Bearer {ws_token}"}
-    )
+    as_workspace = edge_api.http.request(method, path, json={}, headers={"Authorization": f"Bearer {ws_token}"})
     assert_error(as_workspace, 403, "forbidden")
 
 
@@ -59,9 +55,7 @@ def test_settings_mirror_round_trip_with_a_service_token(edge_api: Api) -> None:
 
 
 def test_sync_feed_pages_with_a_cursor(edge_api: Api) -> None:
-    resp = edge_api.get(
-        "/v1/sync/messages", token=edge_api.tokens.service(), params={"after": "0", "limit": "5"}
-    )
+    resp = edge_api.get("/v1/sync/messages", token=edge_api.tokens.service(), params={"after": "0", "limit": "5"})
     assert resp.status_code == 200, resp.text
     body = json_body(resp)
     assert isinstance(body["data"], list)

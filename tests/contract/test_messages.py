@@ -36,9 +36,7 @@ def test_first_send_is_201_with_the_contract_fields_and_one_provider_call(api: A
     assert len(sim.received(body["content"])) == 1
 
 
-def test_same_key_and_payload_again_replays_the_original_body_and_sends_nothing(
-    api: Api, sim: Simulator
-) -> None:
+def test_same_key_and_payload_again_replays_the_original_body_and_sends_nothing(api: Api, sim: Simulator) -> None:
     ws = new_workspace()
     key = new_key()
     body = send_body(ws)

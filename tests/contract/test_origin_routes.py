@@ -88,9 +88,7 @@ def test_settings_auth(origin_api: Api) -> None:
     assert_error(origin_api.get(path), 401, "unauthorized")
     assert_error(origin_api.get(path, token=origin_api.tokens.expired(ws)), 401, "unauthorized")
     assert_error(origin_api.get(path, token=origin_api.tokens.workspace(other)), 403, "forbidden")
-    denied = _patch_settings(
-        origin_api, ws, {"sms_failover_enabled": True}, token=origin_api.tokens.workspace(other)
-    )
+    denied = _patch_settings(origin_api, ws, {"sms_failover_enabled": True}, token=origin_api.tokens.workspace(other))
     assert_error(denied, 403, "forbidden")
     assert _settings(origin_api, ws)["sms_failover_enabled"] is False
 
@@ -150,9 +148,7 @@ def test_list_is_newest_first_and_pages_with_a_cursor(origin_api: Api) -> None:
         assert message["workspace_id"] == ws
     pages = 1
     while page["next_cursor"] is not None and pages < 10:
-        nxt = origin_api.ws_get(
-            ws, f"/v1/workspaces/{ws}/messages", {"limit": "2", "cursor": page["next_cursor"]}
-        )
+        nxt = origin_api.ws_get(ws, f"/v1/workspaces/{ws}/messages", {"limit": "2", "cursor": page["next_cursor"]})
         assert nxt.status_code == 200, nxt.text
         page = json_body(nxt)
         assert len(page["data"]) <= 2
@@ -171,9 +167,7 @@ def test_list_of_a_new_workspace_is_empty(origin_api: Api) -> None:
 @pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "-1"}, {"limit": "abc"}, {"limit": "1001"}])
 def test_list_rejects_a_bad_limit(origin_api: Api, params: dict[str, str]) -> None:
     ws = new_workspace()
-    assert_error(
-        origin_api.ws_get(ws, f"/v1/workspaces/{ws}/messages", params), 422, "invalid_limit", field="limit"
-    )
+    assert_error(origin_api.ws_get(ws, f"/v1/workspaces/{ws}/messages", params), 422, "invalid_limit", field="limit")
 
 
 def test_list_rejects_a_bad_cursor(origin_api: Api) -> None:
@@ -204,6 +198,4 @@ def test_metrics_is_prometheus_text_without_workspace_labels(origin_api: Api) ->
 
 def test_metrics_auth(origin_api: Api) -> None:
     assert_error(origin_api.get("/metrics"), 401, "unauthorized")
-    assert_error(
-        origin_api.get("/metrics", token=origin_api.tokens.workspace(new_workspace())), 403, "forbidden"
-    )
+    assert_error(origin_api.get("/metrics", token=origin_api.tokens.workspace(new_workspace())), 403, "forbidden")

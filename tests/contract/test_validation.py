@@ -116,7 +116,7 @@ def test_missing_idempotency_key_is_400(api: Api, sim: Simulator) -> None:
 @pytest.mark.parametrize("key", ["k" * 256, "has space", "tab\tkey", "ключ"])
 def test_invalid_idempotency_key_is_422(api: Api, key: str) -> None:
     ws = new_workspace()
-    headers = {"Idempotency-Key": key.encode("utf-8").decode("latin-1")}
+    headers: dict[str, str | bytes] = {"Idempotency-Key": key.encode()}  # raw UTF-8 bytes on the wire
     resp = api.send(ws, send_body(ws), key=None, headers=headers)
     assert_error(resp, 422, "invalid_idempotency_key", field="Idempotency-Key")
 

@@ -55,9 +55,7 @@ ClientFactory = Callable[..., FailoverClient]
 
 
 @pytest.fixture
-async def make_client(
-    stack: Stack, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[ClientFactory]:
+async def make_client(stack: Stack, tokens: Tokens, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ClientFactory]:
     """FailoverClient.from_env() over the real stack; keyword arguments override SMSFAILOVER_* variables."""
     clients: list[FailoverClient] = []
 

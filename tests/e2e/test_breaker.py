@@ -23,15 +23,11 @@ async def test_breaker_opens_after_three_failures_and_recovers_through_one_probe
     stack.stop_origin()
 
     for _ in range(3):
-        result = await client.send_message(
-            to="+16266635938", content=unique_content("b"), workspace_id=failover_ws
-        )
+        result = await client.send_message(to="+16266635938", content=unique_content("b"), workspace_id=failover_ws)
         assert result.endpoint == "edge"
         assert _endpoints(result) == ["origin", "edge"]
 
-    skipped = await client.send_message(
-        to="+16266635938", content=unique_content("b"), workspace_id=failover_ws
-    )
+    skipped = await client.send_message(to="+16266635938", content=unique_content("b"), workspace_id=failover_ws)
     assert _endpoints(skipped) == ["edge"], "an open breaker skips the origin"
     status = await client.get_sms_failover_status(failover_ws)
     assert status["breaker"]["state"] == "open"
@@ -44,9 +40,7 @@ async def test_breaker_opens_after_three_failures_and_recovers_through_one_probe
 
     await apoll(half_open, timeout_s=open_s + 5, what="the breaker's open period to end")
 
-    probe = await client.send_message(
-        to="+16266635938", content=unique_content("b"), workspace_id=failover_ws
-    )
+    probe = await client.send_message(to="+16266635938", content=unique_content("b"), workspace_id=failover_ws)
     assert _endpoints(probe) == ["origin"]
     assert probe.endpoint == "origin"
     status = await client.get_sms_failover_status(failover_ws)
@@ -64,7 +58,5 @@ async def test_reset_circuit_breaker_closes_it_at_once(
 
     client.reset_circuit_breaker()
 
-    result = await client.send_message(
-        to="+16266635938", content=unique_content("r"), workspace_id=failover_ws
-    )
+    result = await client.send_message(to="+16266635938", content=unique_content("r"), workspace_id=failover_ws)
     assert _endpoints(result) == ["origin"]

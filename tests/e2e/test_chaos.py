@@ -167,15 +167,12 @@ async def test_no_duplicates_and_every_message_accounted_for_under_chaos(
         missing = [
             i
             for i in edge_ids
-            if (await asyncio.to_thread(origin_api.ws_get, failover_ws, f"/v1/messages/{i}")).status_code
-            != 200
+            if (await asyncio.to_thread(origin_api.ws_get, failover_ws, f"/v1/messages/{i}")).status_code != 200
         ]
         return True if not missing else None
 
     await apoll(all_synced, timeout_s=30, interval_s=0.5, what="edge sends to appear at the origin")
-    listed = json_body(
-        origin_api.ws_get(failover_ws, f"/v1/workspaces/{failover_ws}/messages", {"limit": "100"})
-    )
+    listed = json_body(origin_api.ws_get(failover_ws, f"/v1/workspaces/{failover_ws}/messages", {"limit": "100"}))
     assert any(m["endpoint"] == "edge" for m in listed["data"])
 
 

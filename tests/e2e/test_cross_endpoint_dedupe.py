@@ -32,9 +32,7 @@ async def test_origin_answers_after_the_client_timeout_and_the_edge_does_not_sen
     assert result.endpoint == "origin"
     assert result.requires_refresh is False
     assert result.status in {"queued", "sent", "delivered"}
-    endpoints_tried = [
-        attempt[0] if isinstance(attempt, tuple) else attempt.endpoint for attempt in result.attempts
-    ]
+    endpoints_tried = [attempt[0] if isinstance(attempt, tuple) else attempt.endpoint for attempt in result.attempts]
     assert "edge" in endpoints_tried, result.attempts
 
 
@@ -44,9 +42,7 @@ async def test_origin_down_the_edge_sends_and_a_retry_at_the_origin_replays(
     key = new_key("origin-down")
     content = unique_content("origin-down")
     stack.stop_origin()
-    client = make_client(
-        workspace_id=failover_ws
-    )  # starts while the origin is down: settings from the edge mirror
+    client = make_client(workspace_id=failover_ws)  # starts while the origin is down: settings from the edge mirror
 
     result = await client.send_message(
         to="+16266635938", content=content, workspace_id=failover_ws, idempotency_key=key
@@ -74,17 +70,13 @@ async def test_edge_sends_appear_in_the_origin_list_once_it_is_back(
     client = make_client(workspace_id=failover_ws)
     ids = []
     for _ in range(3):
-        result = await client.send_message(
-            to="+16266635938", content=unique_content("sync"), workspace_id=failover_ws
-        )
+        result = await client.send_message(to="+16266635938", content=unique_content("sync"), workspace_id=failover_ws)
         assert result.endpoint == "edge"
         ids.append(result.message_id)
     stack.start_origin()
 
     def listed() -> list[dict[str, object]] | None:
-        page = json_body(
-            origin_api.ws_get(failover_ws, f"/v1/workspaces/{failover_ws}/messages", {"limit": "50"})
-        )
+        page = json_body(origin_api.ws_get(failover_ws, f"/v1/workspaces/{failover_ws}/messages", {"limit": "50"}))
         found = [m for m in page["data"] if m["id"] in ids]
         return found if len(found) == len(ids) else None
 
