@@ -12,9 +12,9 @@ from typing import Any
 
 import jwt
 import pytest
-from tests.support.fixtures import Stack
 
 from tests.contract.kit import Api, Simulator, Tokens, json_body, new_key, new_workspace, unique_content
+from tests.support.fixtures import Stack
 
 CLI = str(Path(sys.executable).with_name("smsfailover"))
 Run = Callable[..., subprocess.CompletedProcess[str]]
