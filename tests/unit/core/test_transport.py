@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx2
@@ -96,3 +97,38 @@ def test_reply_helpers() -> None:
     assert TransportReply(409, None, {"retry-after": "soon"}).retry_after_s(1.5) == 1.5
     assert TransportReply(500, {"error": "flat"}).error_code is None
     assert TransportReply(500, None).retry_after_s(0.5) == 0.5
+
+
+async def test_a_real_server_that_never_answers_times_out() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)  # accept, read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = HttpxTransport()
+    try:
+        with pytest.raises(TransportTimeout):
+            await transport.post_message(f"http://127.0.0.1:{port}", {}, token="t", idempotency_key="k", timeout_s=0.2)
+        assert len(writers) == 1
+    finally:
+        await transport.aclose()
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_closed_port_is_a_connect_error() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()  # the port is free again: nothing listens
+    transport = HttpxTransport()
+    try:
+        with pytest.raises(TransportConnectError):
+            await transport.get_json(f"http://127.0.0.1:{port}/v1/health", token=None, timeout_s=2)
+    finally:
+        await transport.aclose()

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import hashlib
 import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -361,32 +362,19 @@ async def _broadcast(client: FailoverClient, args: argparse.Namespace) -> int:
     return int(summary.exit_code())
 
 
-class _progress:
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[], None]]:
     """A rich progress bar on stderr when it is a terminal; nothing otherwise (keeps pipes and logs clean)."""
+    from rich.console import Console  # the cli extra, imported only here
+    from rich.progress import Progress
 
-    def __init__(self, total: int) -> None:
-        self._total = total
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Any:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        console = Console(stderr=True)
-        if console.is_terminal:
-            self._bar = Progress(console=console, transient=True)
-            self._bar.start()
-            self._task = self._bar.add_task("sending", total=self._total)
-        return self.advance
-
-    def advance(self) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda: None
+        return
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("sending", total=total)
+        yield lambda: bar.advance(task)
 
 
 # -- output --------------------------------------------------------------------------------------------------
