@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -149,6 +150,7 @@ def _configure_logging(*, verbose: bool) -> None:
         logger.setLevel(logging.INFO)
     else:
         logger.addHandler(logging.NullHandler())
+        warnings.simplefilter("ignore")  # e.g. PyJWT's key-length warning: stderr carries one error line only
 
 
 def _fail(exit_code: Exit, line: str, args: argparse.Namespace | None = None, *, error: str = "") -> int:
