@@ -234,7 +234,8 @@ class FailoverClient:
         auth = self.token_for(workspace_id, token)
         status: dict[str, Any]
         try:
-            status = await self._origin_json("GET", path, workspace_id, auth)
+            # The short origin timeout: there is a fallback answer if the origin is slow.
+            status = await self._origin_json("GET", path, workspace_id, auth, timeout_s=self.config.origin_timeout_s)
             status["origin_reachable"] = True
         except SendFailed as exc:
             enabled = await self._cache.failover_enabled(workspace_id, token=auth)
@@ -284,10 +285,12 @@ class FailoverClient:
         workspace_id: str,
         token: str | None,
         body: Mapping[str, object] | None = None,
+        *,
+        timeout_s: float | None = None,
     ) -> dict[str, Any]:
         url = self.config.origin_url + path
         auth = self.token_for(workspace_id, token)
-        timeout_s = self.config.origin_only_timeout_s
+        timeout_s = timeout_s if timeout_s is not None else self.config.origin_only_timeout_s
         try:
             if method == "PATCH":
                 reply = await self._transport.patch_json(url, body or {}, token=auth, timeout_s=timeout_s)
