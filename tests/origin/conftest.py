@@ -58,3 +58,9 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     yield pg
     await pg.close()
     await drop_pg_schema(schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
