@@ -262,3 +262,16 @@ async def test_the_cron_purge_keeps_a_day(edge: Edge) -> None:
     service = service_token(edge.clock)
     assert (await edge.call("GET", f"/v1/ledger/{WS}/old", token=service)).status == 404
     assert (await edge.call("GET", f"/v1/ledger/{WS}/new", token=service)).status == 200
+
+
+async def test_the_mirror_takes_rfc3339_or_epoch_milliseconds(edge: Edge) -> None:
+    service = service_token(edge.clock)
+    as_ms = {"sms_failover_enabled": True, "updated_at": 1_795_000_000_000}
+    stored = await edge.call("PUT", f"/v1/settings-mirror/{WS}", as_ms, token=service)
+    assert stored.status == 200
+    assert str(stored.body["updated_at"]).startswith("2026-")
+    older = {"sms_failover_enabled": False, "updated_at": "2026-01-01T00:00:00Z"}
+    kept = await edge.call("PUT", f"/v1/settings-mirror/{WS}", older, token=service)
+    assert kept.body["sms_failover_enabled"] is True
+    read = await edge.call("GET", f"/v1/workspaces/{WS}/settings", token=ws_token(edge.clock))
+    assert read.body["sms_failover_enabled"] is True

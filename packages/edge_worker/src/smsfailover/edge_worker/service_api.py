@@ -191,10 +191,14 @@ def _now(body: Mapping[str, Any], clock: Clock) -> float:
     return require_number(body, "now") if "now" in body else clock.time()
 
 
+# A number this large cannot be epoch seconds (year 5138): it is epoch milliseconds, as the origin stores times.
+_MS_THRESHOLD = 1e11
+
+
 def _epoch(value: object) -> float:
-    """An RFC 3339 string or epoch seconds."""
+    """An RFC 3339 string, or epoch milliseconds / seconds (told apart by size), as epoch seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
+        return float(value) / 1000 if value >= _MS_THRESHOLD else float(value)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
