@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import sys
@@ -108,6 +109,8 @@ async def wait_for_edge_mirror(stack: DemoStack, token: str) -> None:
 async def run(args: argparse.Namespace, stack: DemoStack) -> int:
     from smsfailover.core import FailoverClient, SmsFailoverError
 
+    # The SDK's own warnings (failover, breaker) say what the demo prints in its own words below.
+    logging.getLogger("smsfailover").setLevel(logging.ERROR)
     os.environ.update(stack.env)
     os.environ["SMSFAILOVER_BREAKER_OPEN_S"] = str(BREAKER_OPEN_S)
     os.environ.pop("SMSFAILOVER_TOKEN", None)
