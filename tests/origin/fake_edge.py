@@ -23,6 +23,7 @@ class FakeEdgeState:
     reconciled: list[dict[str, Any]] = field(default_factory=list)
     edge_messages: list[dict[str, Any]] = field(default_factory=list)  # each with "seq"
     auth_headers: list[str] = field(default_factory=list)
+    sync_afters: list[int] = field(default_factory=list)  # the cursor of each sync request
 
 
 def fake_edge(state: FakeEdgeState) -> Starlette:
@@ -104,6 +105,7 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
         if (denied := guard(request)) is not None:
             return denied
         after = int(request.query_params.get("after", "0"))
+        state.sync_afters.append(after)
         limit = int(request.query_params.get("limit", "100"))
         page = [m for m in state.edge_messages if m["seq"] > after][:limit]
         cursor = page[-1]["seq"] if page else after

@@ -1,0 +1,115 @@
+"""Versioned migrations on both databases, the `migrate` command, and the sync cursor across a restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from smsfailover.core.sql import SqlMessageStore
+from smsfailover.express_shim.edge_client import EdgeClient
+from smsfailover.express_shim.edge_sync import EdgeMessageSync
+from smsfailover.express_shim.storage.base import Database
+from smsfailover.express_shim.storage.migrations import MIGRATIONS, Migration, applied_versions, migrate
+from smsfailover.express_shim.window_stats import SendLog
+
+from tests.origin.fake_edge import FakeEdgeState, fake_edge
+from tests.origin.servers import serve
+from tests.origin.test_origin_routes import _edge_message
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def test_migrations_apply_once_and_record_their_versions(database: Database) -> None:
+    assert await migrate(database) == [m.version for m in MIGRATIONS]
+    assert await migrate(database) == []
+    assert await applied_versions(database) == {m.version for m in MIGRATIONS}
+
+
+async def test_the_first_migration_creates_settings_defaulting_to_off(database: Database) -> None:
+    await migrate(database)
+    await database.execute("INSERT INTO workspace_settings (workspace_id, updated_at) VALUES (?, ?)", ("w", 1))
+    rows = await database.fetch("SELECT sms_failover_enabled FROM workspace_settings WHERE workspace_id = ?", ("w",))
+    assert bool(rows[0]["sms_failover_enabled"]) is False
+    for table in ("idempotency_ledger", "messages", "settings_outbox", "sync_cursor", "degraded_claims", "send_log"):
+        assert await database.fetch(f"SELECT COUNT(*) AS n FROM {table}") == [{"n": 0}]
+
+
+async def test_a_later_migration_runs_after_the_first(database: Database) -> None:
+    await migrate(database)
+    extra = Migration(999, "test: add a table", lambda: "CREATE TABLE IF NOT EXISTS later_table (x INTEGER)")
+    assert await migrate(database, (*MIGRATIONS, extra)) == [999]
+    assert await database.fetch("SELECT COUNT(*) AS n FROM later_table") == [{"n": 0}]
+
+
+async def test_a_failing_migration_leaves_nothing_half_done(database: Database) -> None:
+    await migrate(database)
+    broken = Migration(998, "test: broken", lambda: "CREATE TABLE half_done (x INTEGER); CREATE TABLE (")
+    try:
+        await migrate(database, (*MIGRATIONS, broken))
+    except Exception:
+        pass
+    assert 998 not in await applied_versions(database)
+    assert await database.fetch("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = 998") == [{"n": 0}]
+
+
+def test_the_migrate_command_migrates_a_sqlite_file(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "SMSFAILOVER_JWT_SECRET": "test-secret-" + "x" * 40,
+        "SMSFAILOVER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+    }
+    first = subprocess.run(
+        [sys.executable, "-m", "smsfailover.express_shim", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    second = subprocess.run(
+        [sys.executable, "-m", "smsfailover.express_shim", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert first.returncode == 0, first.stderr
+    assert "applied migrations: [1]" in first.stdout
+    assert "up to date" in second.stdout
+
+
+def test_outside_development_the_origin_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSFAILOVER_")}
+    env["SMSFAILOVER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "smsfailover.express_shim", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 3
+    assert "SMSFAILOVER_JWT_SECRET" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+async def test_the_sync_resumes_from_its_stored_cursor_after_a_restart(database: Database) -> None:
+    await migrate(database)
+    state = FakeEdgeState()
+    state.edge_messages.append(_edge_message("ws1", seq=5))
+    async with serve(fake_edge(state)) as url:
+        edge = EdgeClient(url, lambda: "t")
+        try:
+            before = EdgeMessageSync(database, edge, SqlMessageStore(database), SendLog(database))
+            assert await before.run_once(now_ms=1) == 1
+            state.edge_messages.append(_edge_message("ws1", seq=9))
+            after_restart = EdgeMessageSync(database, edge, SqlMessageStore(database), SendLog(database))
+            assert await after_restart.run_once(now_ms=2) == 1
+        finally:
+            await edge.aclose()
+    assert state.sync_afters[0] == 0
+    assert 5 in state.sync_afters[1:]
+    rows = await database.fetch("SELECT COUNT(*) AS n FROM messages WHERE workspace_id = ?", ("ws1",))
+    assert rows == [{"n": 2}]
