@@ -344,3 +344,28 @@ async def test_every_attempt_is_recorded_in_the_client_metrics(rig: Rig) -> None
     assert snapshot["origin"]["success_rate"] == 0.0
     assert snapshot["origin"]["p50_ms"] == pytest.approx(2000, rel=0.05)
     assert snapshot["edge"]["success_rate"] == 1.0
+
+
+async def test_a_cancelled_probe_frees_the_slot_at_once(rig: Rig) -> None:
+    rig.endpoints.origin = [refused]
+    rig.endpoints.edge = [sent("edge")]
+    for _ in range(3):
+        await rig.send()
+    rig.clock.now += 30
+    never = asyncio.Event()
+
+    async def hanging(request: httpx2.Request) -> httpx2.Response:
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    rig.endpoints.origin = [hanging]
+    probe = asyncio.create_task(rig.send("probe"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    rig.endpoints.origin = [sent("origin")]
+    result = await rig.send("next")
+    assert [a.endpoint for a in result.attempts] == ["origin"]
+    assert _state(rig) is BreakerState.CLOSED

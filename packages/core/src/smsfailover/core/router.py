@@ -175,7 +175,11 @@ class FailoverRouter:
         attempts: list[Attempt] = []
         permission = self.breaker.try_acquire()
         if permission.allowed:
-            answer = await self._try_endpoint(ORIGIN, send, self.config.origin_timeout_s)
+            try:
+                answer = await self._try_endpoint(ORIGIN, send, self.config.origin_timeout_s)
+            except BaseException:  # cancelled (or a bug): free a probe slot now instead of after its timeout
+                self.breaker.release(permission)
+                raise
             attempts.append(answer.attempt)
             self._report(permission, answer.healthy)
             if answer.reply is not None or answer.attempt.outcome == Outcome.IN_PROGRESS:
