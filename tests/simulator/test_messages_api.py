@@ -39,9 +39,7 @@ def test_create_answers_201_with_a_twilio_message_resource(twilio: Twilio) -> No
     assert msg["error_message"] is None
     assert msg["direction"] == "outbound-api"
     assert msg["account_sid"] == twilio.secrets.twilio_account_sid
-    assert (
-        msg["uri"] == f"/2010-04-01/Accounts/{twilio.secrets.twilio_account_sid}/Messages/{msg['sid']}.json"
-    )
+    assert msg["uri"] == f"/2010-04-01/Accounts/{twilio.secrets.twilio_account_sid}/Messages/{msg['sid']}.json"
     created = parsedate_to_datetime(msg["date_created"])
     assert abs(created.timestamp() - time.time()) < 60
     assert msg["date_created"].endswith(" +0000")

@@ -16,9 +16,7 @@ def _send(twilio: Twilio, callbacks: CallbackReceiver, to: str) -> str:
     return sid
 
 
-def test_callbacks_advance_sent_then_delivered_and_are_signed(
-    twilio: Twilio, callbacks: CallbackReceiver
-) -> None:
+def test_callbacks_advance_sent_then_delivered_and_are_signed(twilio: Twilio, callbacks: CallbackReceiver) -> None:
     sid = _send(twilio, callbacks, "+16266635938")
 
     got = callbacks.for_sid(sid, count=2)
@@ -35,9 +33,7 @@ def test_callbacks_advance_sent_then_delivered_and_are_signed(
     assert [c["http_status"] for c in listed[0]["callbacks"]] == [204, 204]
 
 
-def test_a_designated_number_ends_undelivered_with_an_error_code(
-    twilio: Twilio, callbacks: CallbackReceiver
-) -> None:
+def test_a_designated_number_ends_undelivered_with_an_error_code(twilio: Twilio, callbacks: CallbackReceiver) -> None:
     sid = _send(twilio, callbacks, "+15005550010")
 
     got = callbacks.for_sid(sid, count=2)

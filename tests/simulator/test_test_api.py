@@ -22,9 +22,7 @@ def test_received_lists_every_message_with_counts_and_duplicates(twilio: Twilio)
     once, twice = _text(), _text()
     for body in (once, twice, twice):
         assert twilio.create(To=VALID_TO, Body=body).status_code == 201
-    assert (
-        twilio.create(To="+447911123456", Body=twice).status_code == 201
-    )  # another recipient: not a duplicate
+    assert twilio.create(To="+447911123456", Body=twice).status_code == 201  # another recipient: not a duplicate
 
     listing = twilio.received()
 
@@ -146,9 +144,7 @@ def test_delete_faults_restores_normal_service(twilio: Twilio) -> None:
         (b'{"flood": true}', 422, "flood"),
     ],
 )
-def test_bad_fault_plans_get_the_error_envelope(
-    twilio: Twilio, payload: bytes, status: int, field: str | None
-) -> None:
+def test_bad_fault_plans_get_the_error_envelope(twilio: Twilio, payload: bytes, status: int, field: str | None) -> None:
     resp = twilio.http.post("/_sim/faults", content=payload, headers={"Content-Type": "application/json"})
 
     assert resp.status_code == status

@@ -117,9 +117,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(
-        tmp_path_factory.mktemp("stack"), db_url=os.environ.get("SMSFAILOVER_TEST_DATABASE_URL") or None
-    )
+    running = Stack(tmp_path_factory.mktemp("stack"), db_url=os.environ.get("SMSFAILOVER_TEST_DATABASE_URL") or None)
     running.start()
     yield running
     running.stop()

@@ -36,9 +36,7 @@ def launch(spec: ProcessSpec, log_dir: Path | None = None, *, start: bool = True
     return process
 
 
-def start_simulator(
-    env: Mapping[str, str], *, port: int | None = None, log_dir: Path | None = None
-) -> ManagedProcess:
+def start_simulator(env: Mapping[str, str], *, port: int | None = None, log_dir: Path | None = None) -> ManagedProcess:
     return launch(simulator_spec(env, port or free_port()), log_dir)
 
 

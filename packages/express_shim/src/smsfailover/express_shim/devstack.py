@@ -57,9 +57,7 @@ def check_ports_free(ports: DevPorts) -> None:
             try:
                 sock.bind((HOST, port))
             except OSError as exc:
-                raise PortBusy(
-                    f"port {port} ({name}) is already in use: is `make dev` running elsewhere?"
-                ) from exc
+                raise PortBusy(f"port {port} ({name}) is already in use: is `make dev` running elsewhere?") from exc
 
 
 def build_processes(secrets: DevSecrets, ports: DevPorts, var_dir: Path) -> list[ManagedProcess]:
@@ -73,9 +71,7 @@ def build_processes(secrets: DevSecrets, ports: DevPorts, var_dir: Path) -> list
     lock = threading.Lock()
     return [
         ManagedProcess(simulator_spec(env, ports.simulator), sink=prefixed_sink("simulator | ", lock=lock)),
-        ManagedProcess(
-            edge_spec(env, ports.edge, var_dir / "edge"), sink=prefixed_sink("edge      | ", lock=lock)
-        ),
+        ManagedProcess(edge_spec(env, ports.edge, var_dir / "edge"), sink=prefixed_sink("edge      | ", lock=lock)),
         ManagedProcess(origin_spec(env, ports.origin, db_url), sink=prefixed_sink("origin    | ", lock=lock)),
     ]
 

@@ -133,9 +133,7 @@ def vendor_worker_modules(target: Path | None = None) -> None:
 class ManagedProcess:
     """One server process: start (and wait until ready), stop, kill (a crash), restart on the same port."""
 
-    def __init__(
-        self, spec: ProcessSpec, *, sink: LineSink | None = None, log_path: Path | None = None
-    ) -> None:
+    def __init__(self, spec: ProcessSpec, *, sink: LineSink | None = None, log_path: Path | None = None) -> None:
         """Output lines go to sink (e.g. a prefixed terminal) and/or are appended to the file log_path."""
         self.spec = spec
         self.log_path = log_path

@@ -44,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sock.bind((args.host, args.port))
     except OSError as exc:
-        print(
-            f"provider simulator: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr
-        )
+        print(f"provider simulator: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(

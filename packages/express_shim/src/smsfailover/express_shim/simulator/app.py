@@ -102,9 +102,7 @@ async def create_message(request: Request) -> Response:
     if (answer := await sim.before(request, create=True)) is not None:
         return answer
     form = await request.form()
-    text = {
-        key: str(form.get(key, "")).strip() for key in ("To", "From", "MessagingServiceSid", "StatusCallback")
-    }
+    text = {key: str(form.get(key, "")).strip() for key in ("To", "From", "MessagingServiceSid", "StatusCallback")}
     body = str(form.get("Body", ""))
     media = tuple(str(url) for url in form.getlist("MediaUrl"))
     check_to(text["To"])

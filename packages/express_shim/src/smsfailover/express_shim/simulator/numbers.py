@@ -25,13 +25,11 @@ MAGIC_TO: dict[str, tuple[int, str]] = {
     "+15005550001": (21211, "The 'To' number +15005550001 is not a valid phone number."),
     "+15005550002": (
         21612,
-        "The 'To' phone number: +15005550002, is not currently reachable using the 'From' "
-        "phone number via SMS.",
+        "The 'To' phone number: +15005550002, is not currently reachable using the 'From' phone number via SMS.",
     ),
     "+15005550003": (
         21408,
-        "Permission to send an SMS has not been enabled for the region indicated by the "
-        "'To' number: +15005550003.",
+        "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: +15005550003.",
     ),
     "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
     "+15005550009": (21614, "'To' number is not a valid mobile number"),

@@ -17,9 +17,7 @@ def new_message_sid() -> str:
 
 def rfc2822(epoch_s: float) -> str:
     """Twilio's date format: `Thu, 24 Aug 2023 05:01:45 +0000`."""
-    return format_datetime(datetime.fromtimestamp(epoch_s, UTC).replace(microsecond=0)).replace(
-        "-0000", "+0000"
-    )
+    return format_datetime(datetime.fromtimestamp(epoch_s, UTC).replace(microsecond=0)).replace("-0000", "+0000")
 
 
 @dataclass(slots=True)
