@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 from smsfailover.core.ids import new_message_id, rfc3339
+from smsfailover.express_shim.edge_sync import SyncCursor
 from smsfailover.express_shim.twilio_signature import twilio_signature
 
 from tests.origin.fake_edge import FakeEdgeState
@@ -72,6 +73,19 @@ async def test_status_counts_sends_of_both_endpoints_over_the_window(db_kind: st
         assert edge_stats["checked_at"].endswith("Z")
 
 
+async def test_an_unknown_outcome_is_reported_in_status(tmp_path: Path) -> None:
+    async with running_origin("sqlite", tmp_path) as origin:
+        ws = new_workspace()
+        await origin.sim_faults(status=500)  # a 5xx after the provider may have created the message
+        resp = await origin.send(ws)
+
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["status"] == "unknown"
+        status = (await origin.http.get(f"/v1/workspaces/{ws}/sms-failover/status", headers=origin.auth(ws))).json()
+        assert status["unknown_15m"] == 1
+        assert status["endpoints"]["origin"]["success_rate"] == 0.0
+
+
 async def _status_when(origin: Origin, ws: str, check: Any) -> dict[str, Any] | None:
     resp = await origin.http.get(f"/v1/workspaces/{ws}/sms-failover/status", headers=origin.auth(ws))
     body: dict[str, Any] = resp.json()
@@ -90,12 +104,17 @@ async def test_edge_sends_are_synced_into_the_list_and_the_cursor_survives_a_res
         assert listed[0]["id"] == first["id"]
         assert listed[0]["endpoint"] == "edge"
         assert listed[0]["requires_refresh"] is True
-        assert await origin.services.sync._cursor.get() == 1
+        cursor = SyncCursor(origin.services.db)
+        await apoll(lambda: _cursor_at(cursor, 1), what="the stored cursor")  # stored after the page is copied
         # the sync goes on from its cursor: a second message, and the first is not copied twice
         second = _edge_message(ws, seq=2)
         state.edge_messages.append(second)
         listed = await apoll(lambda: _listed(origin, ws, 2), what="the second edge message")
         assert [m["id"] for m in listed] == [second["id"], first["id"]]
+
+
+async def _cursor_at(cursor: SyncCursor, seq: int) -> bool | None:
+    return True if await cursor.get() == seq else None
 
 
 async def _listed(origin: Origin, ws: str, n: int) -> list[dict[str, Any]] | None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
 from smsfailover.core.sql import is_valid_cursor
 from smsfailover.express_shim.access import workspace_caller
-from smsfailover.express_shim.probes import ProbeResult
+from smsfailover.express_shim.failover_status import workspace_status
 from smsfailover.express_shim.services import OriginServices
-from smsfailover.express_shim.window_stats import WINDOW_S
 from smsfailover.express_shim.workspace_settings import WorkspaceSettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -73,44 +71,10 @@ async def patch_settings(request: Request) -> Response:
     return JSONResponse(settings_body(settings))
 
 
-def _endpoint_view(probe: ProbeResult, stats: Mapping[str, object]) -> dict[str, object]:
-    return {
-        "healthy": probe.healthy,
-        "latency_ms": probe.latency_ms,
-        "checked_at": rfc3339(probe.checked_at) if probe.checked_at is not None else None,
-        "window_s": WINDOW_S,
-        **stats,
-    }
-
-
 async def failover_status(request: Request) -> Response:
     services = _services(request)
     ws = _workspace(request, services)
-    now_ms = services.now_ms()
-    enabled = (await services.settings.get(ws)).sms_failover_enabled
-    degraded = enabled and services.degraded
-    endpoints: dict[str, object] = {}
-    for name in ("origin", "edge"):
-        window = await services.send_log.window(ws, name, now_ms)
-        stats = {
-            "requests": window.requests,
-            "success_rate": window.success_rate,
-            "p50_ms": window.p50_ms,
-            "p95_ms": window.p95_ms,
-            "p99_ms": window.p99_ms,
-        }
-        endpoints[name] = _endpoint_view(services.probes.results[name], stats)
-    body = {
-        "workspace_id": ws,
-        "enabled": enabled,
-        "ledger": "edge" if enabled and not degraded else "local",
-        "degraded": degraded,
-        "endpoints": endpoints,
-        "failovers_15m": await services.send_log.count(ws, now_ms, endpoint="edge"),
-        "unknown_15m": await services.send_log.count(ws, now_ms, status="unknown"),
-        "breaker": None,  # no shared breaker store is configured: each client process keeps its own
-    }
-    return JSONResponse(body)
+    return JSONResponse(await workspace_status(services, ws))
 
 
 def _limit(raw: str | None) -> int:

@@ -89,5 +89,16 @@ class SendLog:
         rows = await self._db.fetch(sql, params)
         return int(str(rows[0]["n"]))
 
+    async def unknown_messages(self, workspace_id: str, now_ms: int, lease_s: float) -> int:
+        """Messages of the window whose outcome is unknown: reported so (send log), or left mid-send by a crash
+        (still "unknown" after their lease ran out; younger ones are simply still in flight)."""
+        rows = await self._db.fetch(
+            "SELECT COUNT(*) AS n FROM messages m WHERE m.workspace_id = ? AND m.status = 'unknown' "
+            "AND m.created_at >= ? AND (m.created_at < ? OR EXISTS "
+            "(SELECT 1 FROM send_log s WHERE s.message_id = m.id AND s.status = 'unknown'))",
+            (workspace_id, now_ms - WINDOW_S * 1000, now_ms - int(lease_s * 1000)),
+        )
+        return int(str(rows[0]["n"]))
+
     async def purge(self, older_than_ms: int) -> int:
         return await self._db.execute("DELETE FROM send_log WHERE created_at < ?", (older_than_ms,))

@@ -1,0 +1,48 @@
+"""The failover status of one workspace (CONTRACT §3): enabled flag, ledger mode, probes and 15-minute figures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from smsfailover.core.ids import rfc3339
+from smsfailover.express_shim.probes import ProbeResult
+from smsfailover.express_shim.services import OriginServices
+from smsfailover.express_shim.window_stats import WINDOW_S
+
+
+def _endpoint_view(probe: ProbeResult, stats: Mapping[str, object]) -> dict[str, object]:
+    return {
+        "healthy": probe.healthy,
+        "latency_ms": probe.latency_ms,
+        "checked_at": rfc3339(probe.checked_at) if probe.checked_at is not None else None,
+        "window_s": WINDOW_S,
+        **stats,
+    }
+
+
+async def workspace_status(services: OriginServices, ws: str) -> dict[str, object]:
+    """The body of GET /v1/workspaces/{ws}/sms-failover/status (the settings page shows the same)."""
+    now_ms = services.now_ms()
+    enabled = (await services.settings.get(ws)).sms_failover_enabled
+    degraded = enabled and services.degraded
+    endpoints: dict[str, object] = {}
+    for name in ("origin", "edge"):
+        window = await services.send_log.window(ws, name, now_ms)
+        stats = {
+            "requests": window.requests,
+            "success_rate": window.success_rate,
+            "p50_ms": window.p50_ms,
+            "p95_ms": window.p95_ms,
+            "p99_ms": window.p99_ms,
+        }
+        endpoints[name] = _endpoint_view(services.probes.results[name], stats)
+    return {
+        "workspace_id": ws,
+        "enabled": enabled,
+        "ledger": "edge" if enabled and not degraded else "local",
+        "degraded": degraded,
+        "endpoints": endpoints,
+        "failovers_15m": await services.send_log.count(ws, now_ms, endpoint="edge"),
+        "unknown_15m": await services.send_log.unknown_messages(ws, now_ms, services.config.lease_s),
+        "breaker": None,  # no shared breaker store is configured: each client process keeps its own
+    }
