@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 from .fake_provider import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeProvider
-from .host_process import EdgeHostProcess
+from .host_process import EdgeHostProcess, vendor
 
 
 @pytest.fixture(scope="session")
@@ -26,12 +26,22 @@ def jwt_secret() -> str:
 
 
 @pytest.fixture(scope="session")
+def python_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """core as it is now, vendored for these hosts only (the repository's python_modules/ is left alone)."""
+    target = tmp_path_factory.mktemp("vendored") / "python_modules"
+    vendor(target)
+    return target
+
+
+@pytest.fixture(scope="session")
 def edge_host(
-    tmp_path_factory: pytest.TempPathFactory, provider: FakeProvider, jwt_secret: str
+    tmp_path_factory: pytest.TempPathFactory, provider: FakeProvider, jwt_secret: str, python_modules: Path
 ) -> Iterator[EdgeHostProcess]:
     persist: Path = tmp_path_factory.mktemp("edge-d1")
     host = EdgeHostProcess.start(
         persist=persist,
+        python_modules=python_modules,
+        vendor_first=False,
         env={
             "SMSFAILOVER_ENV": "test",
             "SMSFAILOVER_JWT_SECRET": jwt_secret,
