@@ -205,6 +205,34 @@ async def test_metrics_are_prometheus_text_for_the_service_token_only(tmp_path: 
         assert workspace.status_code == 403
 
 
+async def test_old_ledger_records_and_send_log_rows_are_purged(tmp_path: Path) -> None:
+    async with running_origin("sqlite", tmp_path) as origin:
+        ws = new_workspace()
+        await origin.send(ws)
+        db = origin.services.db
+        two_days_ago_ms = int((time.time() - 2 * 86400) * 1000)
+        await db.execute("UPDATE idempotency_ledger SET created_at = ?", (two_days_ago_ms,))
+        await db.execute("UPDATE send_log SET created_at = ?", (two_days_ago_ms,))
+        await origin.send(ws)  # a fresh one stays
+
+        await origin.services.purge()
+
+        assert await db.fetch("SELECT COUNT(*) AS n FROM idempotency_ledger") == [{"n": 1}]
+        assert await db.fetch("SELECT COUNT(*) AS n FROM send_log") == [{"n": 1}]
+
+
+async def test_the_edge_probe_reports_an_edge_that_is_down(tmp_path: Path) -> None:
+    state = FakeEdgeState(failing=True)
+    async with running_origin("sqlite", tmp_path, edge_state=state) as origin:
+        ws = new_workspace()
+        status = await apoll(
+            lambda: _status_when(origin, ws, lambda s: s["endpoints"]["edge"]["checked_at"] is not None),
+            what="a probe",
+        )
+        assert status["endpoints"]["edge"]["healthy"] is False
+        assert status["endpoints"]["origin"]["healthy"] is True
+
+
 async def test_metrics_may_be_public(tmp_path: Path) -> None:
     async with running_origin("sqlite", tmp_path, metrics_public=True) as origin:
         assert (await origin.http.get("/metrics")).status_code == 200
