@@ -3,6 +3,9 @@
 Under workerd, and under the local host, the workers SDK wraps the binding so a statement's `all()`/`run()`
 result arrives as a Python dict (`workers.rpc.JsDict`); a raw JsProxy (a binding used without the SDK's
 wrapper) is converted with `to_py()`. D1 takes null, numbers, strings and bytes as parameters.
+
+core's stores write one statement at a time and each is atomic on its own (a claim is a single
+`INSERT ... ON CONFLICT ... RETURNING`), so nothing here needs D1's `batch()`; the host uses it for migrations.
 """
 
 from __future__ import annotations
@@ -27,18 +30,9 @@ class D1Executor:
         result = await self._call(sql, params, "run")
         return int((result.get("meta") or {}).get("changes") or 0)
 
-    async def execute_many(self, statements: Sequence[tuple[str, Sequence[object]]]) -> list[int]:
-        """Run several writes in one D1 batch: one round trip, one transaction."""
-        prepared = [self._db.prepare(sql).bind(*_params(params)) for sql, params in statements]
-        try:
-            results = _to_python(await self._db.batch(prepared))
-        except Exception as exc:  # JsException under Pyodide; its text is D1's reason
-            raise D1Error(str(exc)) from exc
-        return [int((r.get("meta") or {}).get("changes") or 0) for r in results]
-
     async def _call(self, sql: str, params: Sequence[object], method: str) -> dict[str, Any]:
-        statement = self._db.prepare(sql).bind(*_params(params))
         try:
+            statement = self._db.prepare(sql).bind(*_params(params))
             result = _to_python(await getattr(statement, method)())
         except Exception as exc:
             raise D1Error(str(exc)) from exc
