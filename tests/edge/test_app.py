@@ -231,6 +231,7 @@ async def test_routing_answers_404_and_405(edge: Edge) -> None:
     assert wrong.status == 405
     assert wrong.headers["Allow"] == "POST"
     assert (await edge.call("PATCH", "/v1/messages")).status == 405
+    assert (await edge.call("HEAD", "/v1/health")).status == 200
 
 
 async def test_service_body_errors_name_the_field(edge: Edge) -> None:

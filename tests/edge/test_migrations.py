@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import subprocess
 from pathlib import Path
 
 from smsfailover.core.sql import SCHEMA, schema_statements
@@ -33,3 +35,35 @@ def test_migrations_are_numbered_and_apply_in_order_on_sqlite(tmp_path: Path) ->
     finally:
         db.close()
     assert {"idempotency_ledger", "messages", "settings_mirror"} <= tables
+
+
+def split_with_the_host(sql: str) -> list[str]:
+    """The local host's own splitter (host/migrations.mjs), run by Node."""
+    module = (REPO_ROOT / "packages/edge_worker/host/migrations.mjs").as_uri()
+    script = (
+        f"import({json.dumps(module)}).then(m => process.stdout.write(JSON.stringify("
+        "m.splitStatements(require('fs').readFileSync(0, 'utf8')))))"
+    )
+    done = subprocess.run(["node", "-e", script], input=sql, capture_output=True, text=True, timeout=60, check=True)
+    statements = json.loads(done.stdout)
+    assert isinstance(statements, list)
+    return [" ".join(str(s).split()) for s in statements]
+
+
+def test_the_host_splits_each_migration_as_sqlite_would() -> None:
+    for file in sorted(MIGRATIONS.glob("*.sql")):
+        text = file.read_text()
+        assert split_with_the_host(text) == normalized(text), file.name
+
+
+def test_the_host_keeps_a_trigger_body_whole() -> None:
+    sql = (
+        "CREATE TABLE a (x INTEGER); -- note\n"
+        "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  INSERT INTO a VALUES (1);\n  SELECT 1;\nEND;\n"
+        "CREATE INDEX i ON a (x);\n"
+    )
+    assert split_with_the_host(sql) == [
+        "CREATE TABLE a (x INTEGER)",
+        "CREATE TRIGGER t AFTER INSERT ON a BEGIN INSERT INTO a VALUES (1); SELECT 1; END",
+        "CREATE INDEX i ON a (x)",
+    ]

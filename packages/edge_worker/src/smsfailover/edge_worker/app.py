@@ -12,6 +12,7 @@ Every ApiError becomes the contract's envelope; anything unexpected becomes a 50
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -94,6 +95,8 @@ class EdgeApp:
         )
 
     async def handle(self, request: ApiRequest) -> ApiResponse:
+        if request.method == "HEAD":  # answered as GET; the runtime drops the body of a HEAD response
+            request = dataclasses.replace(request, method="GET")
         try:
             return await self._dispatch(request)
         except ApiError as exc:

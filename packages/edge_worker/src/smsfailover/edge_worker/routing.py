@@ -51,7 +51,7 @@ class Router:
             found = pattern.match(path)
             if found is None:
                 continue
-            if route.method == method or (method == "HEAD" and route.method == "GET"):
+            if route.method == method:
                 params = {k: urllib.parse.unquote(v) for k, v in found.groupdict().items()}
                 return Match(route, params)
             allowed.append(route.method)
