@@ -107,8 +107,8 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
 def _validate_content(content: object, has_media: bool) -> str:
     if content is None:
         content = ""
-    if not isinstance(content, str):
-        raise invalid("invalid_content", "'content' must be a string.", "content")
+    if not isinstance(content, str) or not _is_utf8(content):
+        raise invalid("invalid_content", "'content' must be a string of Unicode text.", "content")
     if len(content) > MAX_CONTENT_CHARS:
         raise invalid("invalid_content", f"'content' is at most {MAX_CONTENT_CHARS} characters.", "content")
     if content == "" and has_media:
@@ -140,7 +140,7 @@ def _validate_media_urls(media: object) -> tuple[str, ...]:
 
 
 def _is_https_url(url: object) -> bool:
-    if not isinstance(url, str) or len(url) > MAX_URL_CHARS or any(c.isspace() for c in url):
+    if not isinstance(url, str) or len(url) > MAX_URL_CHARS or any(c.isspace() for c in url) or not _is_utf8(url):
         return False
     try:
         parts = urlsplit(url)
@@ -152,7 +152,7 @@ def _is_https_url(url: object) -> bool:
 def _validate_contact_id(contact_id: object) -> str | None:
     if contact_id is None:
         return None
-    if not isinstance(contact_id, str) or not 1 <= len(contact_id) <= MAX_CONTACT_ID_CHARS:
+    if not isinstance(contact_id, str) or not 1 <= len(contact_id) <= MAX_CONTACT_ID_CHARS or not _is_utf8(contact_id):
         raise invalid(
             "invalid_contact_id",
             f"'contact_id' must be a string of 1 to {MAX_CONTACT_ID_CHARS} characters.",
@@ -161,13 +161,22 @@ def _validate_contact_id(contact_id: object) -> str | None:
     return contact_id
 
 
+def _is_utf8(text: str) -> bool:
+    """False for a string with a lone surrogate (JSON allows "\\ud800"): it cannot be stored, hashed or sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def decode_json_object(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object: 413 when too large, 400 when not JSON, 422 when not an object."""
     if len(body) > MAX_BODY_BYTES:
         raise ApiError(413, "payload_too_large", f"The request body is over {MAX_BODY_BYTES // 1024} KiB.")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: arrays nested thousands deep
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_request", "The request body must be a JSON object.")
