@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -46,6 +47,40 @@ def test_dry_run_bundle_holds_entry_app_and_core(tmp_path: Path) -> None:
     size = _gzip_size(outdir)
     print(f"worker bundle: {len(bundled)} files, {size / 1024:.0f} KiB compressed")
     assert size < FREE_PLAN_LIMIT
+
+
+def test_wrangler_applies_the_migrations_to_a_local_d1(tmp_path: Path) -> None:
+    """The same files, through wrangler's own `d1 migrations apply` (what a deploy runs with --remote)."""
+    persist = tmp_path / "d1"
+    _wrangler("d1", "migrations", "apply", "smsfailover", "--local", "--persist-to", str(persist))
+    listing = _wrangler(
+        "d1",
+        "execute",
+        "smsfailover",
+        "--local",
+        "--persist-to",
+        str(persist),
+        "--json",
+        "--command",
+        "SELECT name FROM sqlite_master WHERE type = 'table'",
+    )
+    tables = {row["name"] for row in json.loads(listing)[0]["results"]}
+    assert {"d1_migrations", "idempotency_ledger", "messages", "settings_mirror"} <= tables
+
+
+def _wrangler(*args: str) -> str:
+    npx = shutil.which("npx")
+    assert npx is not None, "npx is needed (Node 20 and `npm ci`)"
+    done = subprocess.run(
+        [npx, "--no-install", "wrangler", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "WRANGLER_SEND_METRICS": "false", "CI": "true"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def _gzip_size(directory: Path) -> int:
