@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,7 +53,15 @@ def test_make_dev_starts_three_processes_prints_a_token_and_stops_on_sigterm(tmp
         assert "edge      | " in output
         assert (tmp_path / "var" / "dev-secret").exists()
     finally:
-        devstack.stop()  # SIGTERM to the supervisor only (children run in their own sessions): it stops them
+        # Ctrl-C under `uv run` can arrive twice (the terminal's and uv's forwarded copy): the second must not
+        # cut the shutdown short, or children in their own sessions would outlive the supervisor.
+        assert devstack.pid is not None
+        assert devstack.log_path is not None
+        os.kill(devstack.pid, signal.SIGINT)
+        _wait_for_line(devstack.log_path, "devstack: stopping", 10)
+        os.kill(devstack.pid, signal.SIGINT)  # the second copy, while the supervisor stops its children
+        _wait_for_line(devstack.log_path, "devstack: stopped", 60)
+        devstack.stop()
 
     for port in (origin, edge, sim):
         with pytest.raises(httpx2.TransportError):

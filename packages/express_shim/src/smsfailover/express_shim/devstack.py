@@ -105,8 +105,18 @@ class StopRequested(Exception):
     pass
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise StopRequested
+class StopOnSignal:
+    """SIGINT/SIGTERM handler: the first signal starts the shutdown; later ones (a second Ctrl-C, or `uv run`
+    forwarding the same one) are ignored so that they cannot cut the children's shutdown short."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            return
+        self.requested = True
+        raise StopRequested
 
 
 def supervise(processes: Sequence[ManagedProcess], stop: threading.Event) -> None:
@@ -142,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     secrets = DevSecrets.load_or_create(args.var / DEV_SECRET_PATH.name)
     processes = build_processes(secrets, ports, args.var.resolve())
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    stopper = StopOnSignal()
+    signal.signal(signal.SIGINT, stopper)
+    signal.signal(signal.SIGTERM, stopper)
     stop = threading.Event()
     try:
         vendor_worker_modules()
@@ -151,16 +163,18 @@ def main(argv: list[str] | None = None) -> int:
             process.start()
         print(banner(secrets, ports), flush=True)
         supervise(processes, stop)
-    except (KeyboardInterrupt, StopRequested):
+    except StopRequested:
         print("\ndevstack: stopping", flush=True)
     except ProcessError as exc:
         print(f"devstack: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
+        stopper.requested = True  # from here on, signals are ignored until every child has stopped
         stop.set()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for process in reversed(processes):
             process.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     print("devstack: stopped", flush=True)
     return 0
 
