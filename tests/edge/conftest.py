@@ -51,6 +51,7 @@ def edge_host(
             "SMSFAILOVER_PROVIDER_URL": provider.url,
             "SMSFAILOVER_RATE_LIMIT": "1000",
             "SMSFAILOVER_LEASE_S": "30",
+            "SMSFAILOVER_PROVIDER_TIMEOUT_S": "1",
         },
     )
     yield host

@@ -6,6 +6,7 @@ It records what it received (never logs it) and can be told to reject, fail or s
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -97,11 +98,12 @@ class FakeProvider:
                 authorized = self.headers.get("authorization") == f"Basic {expected}"
                 fault = provider._next_fault()
                 if fault is not None:
+                    if fault.status < 300:  # a slow success: the message goes out, the answer comes late
+                        provider._record(Received(self.path, urllib.parse.parse_qs(raw), authorized))
                     if fault.delay_s:
                         time.sleep(fault.delay_s)
-                    if fault.status < 300:  # a slow success: it does send
-                        provider._record(Received(self.path, urllib.parse.parse_qs(raw), authorized))
-                    self._reply(fault.status, fault.body)
+                    with contextlib.suppress(OSError):  # the caller may have given up by now
+                        self._reply(fault.status, fault.body)
                     return
                 if not authorized:
                     self._reply(401, {"code": 20003, "message": "Authenticate", "status": 401})

@@ -182,6 +182,21 @@ def test_provider_failure_is_503_and_releases_the_key(
     assert provider.count(content) == 1
 
 
+def test_a_provider_that_stalls_past_the_timeout_gives_unknown_and_no_resend(
+    http: httpx2.Client, jwt_secret: str, provider: FakeProvider
+) -> None:
+    """The session host's provider timeout is 1 s; this provider answers (and sends) after 2 s."""
+    ws, key, content = new_ws(), new_key(), f"slow {uuid.uuid4().hex}"
+    with provider.fault(Fault(201, {"sid": "SMslow", "status": "queued"}, delay_s=2.0)):
+        first = send(http, jwt_secret, ws, key, content)
+    assert first.status_code == 201, first.text
+    assert first.json()["status"] == "unknown"
+    again = send(http, jwt_secret, ws, key, content)
+    assert again.status_code == 200
+    assert again.json()["status"] == "unknown"
+    assert provider.count(content) == 1
+
+
 # -- auth and validation --------------------------------------------------------------------------
 
 

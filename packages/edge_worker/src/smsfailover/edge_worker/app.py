@@ -62,6 +62,7 @@ class EdgeApp:
                 auth_token=config.auth_token or "",
                 from_number=config.from_number,
                 messaging_service_sid=config.messaging_service_sid,
+                timeout_s=config.provider_timeout_s,
             ),
             jwt_secret=self._secret,
             clock=clock,

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 DEFAULT_PROVIDER_URL = "https://api.twilio.com"
 DEFAULT_RATE_LIMIT = 50.0
 DEFAULT_LEASE_S = 30.0
+# Below the client's 5 s edge timeout (CONTRACT §5), so a stalled provider becomes an honest `unknown` answer
+# that reaches the caller instead of a client-side timeout.
+DEFAULT_PROVIDER_TIMEOUT_S = 4.0
 MIN_RETENTION_S = 24 * 3600.0  # DESIGN.md: ledger records are kept at least 24 h
 DEFAULT_RETENTION_S = 2 * MIN_RETENTION_S
 
@@ -27,6 +30,7 @@ class EdgeConfig:
     messaging_service_sid: str | None
     rate_limit: float
     lease_s: float
+    provider_timeout_s: float
     retention_s: float
     status_callback_url: str | None
 
@@ -44,6 +48,7 @@ class EdgeConfig:
             messaging_service_sid=_text(get, "SMSFAILOVER_MESSAGING_SERVICE_SID"),
             rate_limit=_positive(get, "SMSFAILOVER_RATE_LIMIT", DEFAULT_RATE_LIMIT),
             lease_s=_positive(get, "SMSFAILOVER_LEASE_S", DEFAULT_LEASE_S),
+            provider_timeout_s=_positive(get, "SMSFAILOVER_PROVIDER_TIMEOUT_S", DEFAULT_PROVIDER_TIMEOUT_S),
             retention_s=max(MIN_RETENTION_S, _positive(get, "SMSFAILOVER_RETENTION_S", DEFAULT_RETENTION_S)),
             status_callback_url=_text(get, "SMSFAILOVER_STATUS_CALLBACK_URL"),
         )
