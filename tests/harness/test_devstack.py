@@ -79,3 +79,25 @@ def test_make_demo_fails_over_and_the_provider_sees_no_duplicates() -> None:
     assert "duplicates: 0" in done.stdout
     assert " edge " in done.stdout
     assert "breaker closed -> open" in done.stdout
+
+
+def test_make_demo_stopped_half_way_stops_its_stack(tmp_path: Path) -> None:
+    log = tmp_path / "demo.log"
+    argv = [sys.executable, "-m", "smsfailover.express_shim.demo", "--messages", "200", "--interval-s", "0.1"]
+    with log.open("w") as out:
+        demo = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            output = _wait_for_line(log, "#02 ", 150)
+            demo.send_signal(signal.SIGTERM)
+            code = demo.wait(timeout=60)
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+                demo.wait(timeout=10)
+
+    assert code == 130
+    urls = [line.split()[-1] for line in output.splitlines() if line.startswith("starting ")]
+    assert len(urls) == 3
+    for url in urls:
+        with pytest.raises(httpx2.TransportError):
+            httpx2.get(url + "/", timeout=2)

@@ -18,12 +18,14 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import httpx2
@@ -178,10 +180,15 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo the way Ctrl-C does: the stack is stopped first
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     base = Path(tempfile.mkdtemp(prefix="smsfailover-demo-"))
     stack = DemoStack(base)
+    signal.signal(signal.SIGTERM, _interrupt)
     code = 1
     try:
         stack.start()
@@ -191,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         code = 130
     finally:
+        # The children run in their own sessions: a second Ctrl-C here must not leave them running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if code == 0:
         shutil.rmtree(base, ignore_errors=True)
     else:
