@@ -33,7 +33,8 @@ async def test_the_first_migration_creates_settings_defaulting_to_off(database: 
     await database.execute("INSERT INTO workspace_settings (workspace_id, updated_at) VALUES (?, ?)", ("w", 1))
     rows = await database.fetch("SELECT sms_failover_enabled FROM workspace_settings WHERE workspace_id = ?", ("w",))
     assert bool(rows[0]["sms_failover_enabled"]) is False
-    for table in ("idempotency_ledger", "messages", "settings_outbox", "sync_cursor", "degraded_claims", "send_log"):
+    tables = ("idempotency_ledger", "messages", "settings_outbox", "sync_cursor", "degraded_claims", "send_log")
+    for table in (*tables, "parked_callbacks"):
         assert await database.fetch(f"SELECT COUNT(*) AS n FROM {table}") == [{"n": 0}]
 
 
@@ -74,7 +75,7 @@ def test_the_migrate_command_migrates_a_sqlite_file(tmp_path: Path) -> None:
         timeout=60,
     )
     assert first.returncode == 0, first.stderr
-    assert "applied migrations: [1]" in first.stdout
+    assert "applied migrations: [1, 2]" in first.stdout
     assert "up to date" in second.stdout
 
 

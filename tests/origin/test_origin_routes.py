@@ -169,6 +169,23 @@ async def test_callbacks_need_a_valid_signature_and_only_move_forward(tmp_path: 
         assert got["status"] == "delivered"
 
 
+async def test_a_callback_that_comes_before_its_message_is_applied_once_the_message_arrives(
+    db_kind: str, tmp_path: Path
+) -> None:
+    state = FakeEdgeState()
+    async with running_origin(db_kind, tmp_path, edge_state=state) as origin:
+        ws = new_workspace()
+        early = _edge_message(ws, seq=1)
+        headers, body = _signed(origin, {"MessageSid": early["provider_message_id"], "MessageStatus": "delivered"})
+        assert (await origin.http.post(CALLBACK, content=body, headers=headers)).status_code == 204
+
+        state.edge_messages.append(early)  # the edge's send is synced only now
+
+        got = await apoll(lambda: _message_status(origin, ws, early["id"], "delivered"), what="the parked update")
+        assert got["endpoint"] == "edge"
+        assert await origin.services.db.fetch("SELECT COUNT(*) AS n FROM parked_callbacks") == [{"n": 0}]
+
+
 async def test_a_failed_callback_is_terminal(tmp_path: Path) -> None:
     async with running_origin("sqlite", tmp_path) as origin:
         ws = new_workspace()

@@ -13,6 +13,7 @@ from typing import Any
 from smsfailover.core.ids import parse_rfc3339
 from smsfailover.core.log import log_event
 from smsfailover.core.sql import SqlMessageStore
+from smsfailover.express_shim.delivery_updates import DeliveryUpdates
 from smsfailover.express_shim.edge_client import EdgeClient
 from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.window_stats import SendLog
@@ -41,8 +42,16 @@ class SyncCursor:
 
 
 class EdgeMessageSync:
-    def __init__(self, db: Database, edge: EdgeClient, messages: SqlMessageStore, send_log: SendLog) -> None:
+    def __init__(
+        self,
+        db: Database,
+        edge: EdgeClient,
+        messages: SqlMessageStore,
+        send_log: SendLog,
+        delivery: DeliveryUpdates | None = None,
+    ) -> None:
         self._cursor = SyncCursor(db)
+        self._delivery = delivery
         self._edge = edge
         self._messages = messages
         self._send_log = send_log
@@ -57,7 +66,7 @@ class EdgeMessageSync:
             if not isinstance(data, list) or not data:
                 break
             for item in data:
-                if isinstance(item, dict) and await self._copy(item):
+                if isinstance(item, dict) and await self._copy(item, now_ms):
                     copied += 1
             next_cursor = answer.get("next_cursor")
             if not isinstance(next_cursor, int) or next_cursor <= cursor:
@@ -71,7 +80,7 @@ class EdgeMessageSync:
             log_event("edge_sync_copied", messages=copied, cursor=cursor)
         return copied
 
-    async def _copy(self, item: dict[str, Any]) -> bool:
+    async def _copy(self, item: dict[str, Any], now_ms: int) -> bool:
         message = {k: v for k, v in item.items() if k != "seq"}
         if message.get("endpoint") != "edge":
             return False  # the feed is of edge sends; anything else is not ours to copy
@@ -92,4 +101,7 @@ class EdgeMessageSync:
             at_ms=created_ms,
             message_id=str(message["id"]),
         )
+        sid = message.get("provider_message_id")
+        if self._delivery is not None and isinstance(sid, str) and sid:
+            await self._delivery.apply_parked(sid, now_ms)  # callbacks that came before the sync
         return True

@@ -41,6 +41,9 @@ def build_message_api(services: OriginServices) -> MessageApi:
             at_ms=int(parse_rfc3339(str(message["created_at"])) * 1000),
             message_id=str(message["id"]),
         )
+        sid = message.get("provider_message_id")
+        if isinstance(sid, str) and sid:
+            await services.delivery.apply_parked(sid, services.now_ms())  # callbacks faster than our write
 
     return MessageApi(
         endpoint="origin",

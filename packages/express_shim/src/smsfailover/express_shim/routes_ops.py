@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 from prometheus_client import CONTENT_TYPE_LATEST
 from smsfailover.core.errors import ApiError
-from smsfailover.core.log import log_event
 from smsfailover.express_shim.access import service_caller
-from smsfailover.express_shim.delivery_status import contract_status, statuses_that_may_advance_to
+from smsfailover.express_shim.delivery_status import contract_status
 from smsfailover.express_shim.openapi import build_openapi
 from smsfailover.express_shim.services import VERSION, OriginServices
 from smsfailover.express_shim.twilio_signature import signature_is_valid
@@ -58,34 +55,6 @@ async def twilio_status_callback(request: Request) -> Response:
     if not sid or status is None:
         services.metrics.callbacks.labels("malformed").inc()
         raise ApiError(400, "invalid_callback", "MessageSid and a known MessageStatus are required.")
-    advanced = await advance_status(services, sid, status, fields.get("ErrorCode"))
-    services.metrics.callbacks.labels("advanced" if advanced else "ignored").inc()
+    advanced = await services.delivery.apply(sid, status, fields.get("ErrorCode"), services.now_ms())
+    services.metrics.callbacks.labels("advanced" if advanced else "not_advanced").inc()
     return Response(status_code=204)
-
-
-async def advance_status(services: OriginServices, sid: str, status: str, error_code: str | None) -> bool:
-    """Move the message with this provider sid forward to status; never backward, never out of a final state."""
-    message = await services.messages.get_by_provider_id(sid)
-    if message is None:
-        log_event("twilio_callback_unknown_sid", level=logging.WARNING)
-        return False
-    allowed = statuses_that_may_advance_to(status)
-    if not allowed:
-        return False
-    placeholders = ", ".join("?" for _ in allowed)
-    assignments = "status = ?, updated_at = ?, seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages)"
-    params: list[object] = [status, services.now_ms()]
-    if error_code and status in ("failed", "undelivered"):
-        assignments += ", error = ?"
-        params.append(f'{{"code": "provider_error", "provider_code": "{_digits(error_code)}"}}')
-    changed = await services.db.execute(
-        f"UPDATE messages SET {assignments} WHERE id = ? AND status IN ({placeholders})",  # noqa: S608
-        [*params, str(message["id"]), *allowed],
-    )
-    if changed:
-        log_event("delivery_status_advanced", workspace_id=str(message["workspace_id"]), status=status)
-    return changed > 0
-
-
-def _digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isalnum())[:16]

@@ -17,6 +17,7 @@ from smsfailover.core.ratelimit import TokenBucketLimiter
 from smsfailover.core.sql import SqlLedgerStore, SqlMessageStore
 from smsfailover.express_shim.background import PeriodicTask
 from smsfailover.express_shim.config import OriginConfig
+from smsfailover.express_shim.delivery_updates import DeliveryUpdates
 from smsfailover.express_shim.edge_client import EdgeClient
 from smsfailover.express_shim.edge_sync import EdgeMessageSync
 from smsfailover.express_shim.ledger_selection import DegradedClaims, EdgeLedgerHealth, LedgerSelection
@@ -77,6 +78,7 @@ class OriginServices:
     mirror: MirrorPusher
     sync: EdgeMessageSync
     reconciler: Reconciler
+    delivery: DeliveryUpdates
 
     def now_ms(self) -> int:
         return int(self.clock.time() * 1000)
@@ -124,6 +126,7 @@ class OriginServices:
         cutoff = self.clock.time() - self.config.retention_s
         purged = await self.local_ledger.purge(cutoff)
         await self.send_log.purge(int(cutoff * 1000))
+        await self.delivery.purge(int(cutoff * 1000))
         if purged:
             self.metrics.purged.inc(purged)
             log_event("ledger_purged", records=purged)
@@ -190,6 +193,8 @@ def build_services(
         metrics.reconciled.inc(result.merged)
         metrics.double_sends.inc(len(result.duplicates))
 
+    delivery = DeliveryUpdates(db, messages)
+
     return OriginServices(
         config=config,
         db=db,
@@ -209,10 +214,11 @@ def build_services(
         limiter=TokenBucketLimiter(rate=config.rate_limit, clock=clock),
         probes=HealthProbes({"origin": db_ping, "edge": edge.health}, clock.time),
         mirror=MirrorPusher(SettingsOutbox(db), edge),
-        sync=EdgeMessageSync(db, edge, messages, send_log),
+        sync=EdgeMessageSync(db, edge, messages, send_log, delivery),
         reconciler=Reconciler(
             queue=queue, local=local_ledger, edge=edge, health=health, clock=clock, on_result=on_reconciled
         ),
+        delivery=delivery,
     )
 
 

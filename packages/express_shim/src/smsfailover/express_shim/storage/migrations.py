@@ -72,12 +72,19 @@ class Migration:
     sql: Callable[[], str]
 
 
+def _parked_callbacks() -> str:
+    from smsfailover.express_shim.delivery_updates import PARKED_TABLE
+
+    return PARKED_TABLE
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "initial: core ledger and messages, settings, outbox, sync cursor",
         lambda: _core_schema() + ";\n" + ORIGIN_TABLES,
     ),
+    Migration(2, "parked delivery callbacks", _parked_callbacks),
 )
 
 _BOOKKEEPING = """
