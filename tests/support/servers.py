@@ -47,6 +47,12 @@ def start_origin(
 
 
 def start_edge(
-    env: Mapping[str, str], persist_dir: Path, *, port: int | None = None, log_dir: Path | None = None
+    env: Mapping[str, str],
+    persist_dir: Path,
+    *,
+    port: int | None = None,
+    log_dir: Path | None = None,
+    python_modules: Path | None = None,
 ) -> ManagedProcess:
-    return launch(edge_spec(env, port or free_port(), persist_dir), log_dir)
+    """The edge host; python_modules is a vendored core (processes.vendor_worker_modules), default the repo's."""
+    return launch(edge_spec(env, port or free_port(), persist_dir, python_modules=python_modules), log_dir)
