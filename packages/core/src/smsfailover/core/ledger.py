@@ -188,7 +188,11 @@ class IdempotencyLedger:
         await self.store.complete(claim.workspace_id, claim.key, message, self._clock.time())
 
     async def release(self, claim: LedgerRecord) -> None:
-        await self.store.release(claim.workspace_id, claim.key, self._clock.time())
+        """Free the key (nothing was sent). Not once the lease has run out: by then another caller may have been
+        told "unknown" and sent again under a new key, so freeing this key could let the message out twice."""
+        now = self._clock.time()
+        if not claim.is_expired(now):
+            await self.store.release(claim.workspace_id, claim.key, now)
 
     async def purge(self, retention_s: float = RETENTION_S) -> int:
         return await self.store.purge(self._clock.time() - max(retention_s, RETENTION_S))
