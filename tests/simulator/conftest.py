@@ -12,9 +12,8 @@ from urllib.parse import parse_qsl
 import httpx2
 import pytest
 from smsfailover.express_shim.devenv import DevSecrets
-from smsfailover.express_shim.processes import ManagedProcess
 
-from tests.support.fixtures import simulator
+from tests.support.fixtures import RunningSimulator, simulator
 
 __all__ = ["simulator"]
 
@@ -46,10 +45,10 @@ class Twilio:
 
 
 @pytest.fixture
-def twilio(simulator: tuple[ManagedProcess, DevSecrets]) -> Iterator[Twilio]:
-    process, secrets = simulator
+def twilio(simulator: RunningSimulator) -> Iterator[Twilio]:
+    secrets = simulator.secrets
     auth = (secrets.twilio_account_sid, secrets.twilio_auth_token)
-    with httpx2.Client(base_url=process.url, auth=auth, timeout=10.0) as http:
+    with httpx2.Client(base_url=simulator.url, auth=auth, timeout=10.0) as http:
         http.delete("/_sim/messages").raise_for_status()
         yield Twilio(http, secrets)
         http.delete("/_sim/faults").raise_for_status()

@@ -51,3 +51,25 @@ def test_a_designated_number_fails_without_being_sent(twilio: Twilio, callbacks:
     assert [c.params["MessageStatus"] for c in got] == ["failed"]
     assert got[0].params["ErrorCode"] == "30008"
     assert twilio.fetch(sid).json()["status"] == "failed"
+
+
+def test_a_messaging_service_send_goes_accepted_queued_sent_delivered(
+    twilio: Twilio, callbacks: CallbackReceiver
+) -> None:
+    service = "MG" + "1" * 32
+    resp = twilio.http.post(
+        twilio.messages_path,
+        data={
+            "To": "+16266635938",
+            "MessagingServiceSid": service,
+            "Body": f"hi {uuid.uuid4().hex}",
+            "StatusCallback": callbacks.url("/status"),
+        },
+    )
+    assert resp.json()["status"] == "accepted"
+
+    got = callbacks.for_sid(resp.json()["sid"], count=3)
+
+    assert [c.params["MessageStatus"] for c in got] == ["queued", "sent", "delivered"]
+    assert all(c.params["MessagingServiceSid"] == service for c in got)
+    assert all("From" not in c.params for c in got)

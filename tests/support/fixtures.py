@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -123,11 +124,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running.stop()
 
 
+@dataclass(frozen=True, slots=True)
+class RunningSimulator:
+    """A provider simulator process and the Twilio credentials it accepts."""
+
+    process: ManagedProcess
+    secrets: DevSecrets
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+
 @pytest.fixture(scope="session")
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ManagedProcess, DevSecrets]]:
-    """A provider simulator alone, and the credentials it accepts."""
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
+    """A provider simulator alone, for tests that need nothing else."""
     secrets = DevSecrets.generate()
     env = secrets.environment(provider_url="http://127.0.0.1:0")
     process = launch(simulator_spec(env, free_port()), tmp_path_factory.mktemp("simulator"))
-    yield process, secrets
+    yield RunningSimulator(process, secrets)
     process.stop()

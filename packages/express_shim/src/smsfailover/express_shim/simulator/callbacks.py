@@ -20,10 +20,12 @@ log = logging.getLogger("smsfailover.simulator")
 
 
 def status_steps(message: SimMessage) -> list[str]:
+    """The statuses after the first answer's: a Messaging Service send is `accepted`, then `queued`."""
     outcome = outcome_for(message.to)
+    first = ["queued"] if message.status == "accepted" else []
     if outcome.status == "failed":
-        return ["failed"]
-    return ["sent", outcome.status]
+        return [*first, "failed"]
+    return [*first, "sent", outcome.status]
 
 
 def callback_params(message: SimMessage) -> dict[str, str]:
