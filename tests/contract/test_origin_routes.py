@@ -8,11 +8,13 @@ import pytest
 
 from tests.contract.kit import (
     Api,
+    Simulator,
     assert_error,
     assert_rfc3339_utc,
     assert_sent_message,
     json_body,
     new_workspace,
+    poll,
     send_body,
 )
 
@@ -94,15 +96,14 @@ def test_settings_auth(origin_api: Api) -> None:
 
 
 def test_settings_of_an_invalid_workspace_id_is_422(origin_api: Api) -> None:
-    bad = "bad%20id"
-    resp = origin_api.get(f"/v1/workspaces/{bad}/settings", token=origin_api.tokens.workspace("bad id"))
-    assert resp.status_code in {401, 403, 404, 422}, resp.text
-    assert json_body(resp)["error"]["code"] in {
-        "unauthorized",
-        "forbidden",
-        "not_found",
-        "invalid_workspace_id",
-    }
+    token = origin_api.tokens.workspace(new_workspace())
+    resp = origin_api.get("/v1/workspaces/bad%20id/settings", token=token)
+    assert_error(resp, 422, "invalid_workspace_id", field="ws")
+
+
+def test_a_token_naming_a_malformed_workspace_is_401(origin_api: Api) -> None:
+    resp = origin_api.get("/v1/workspaces/ok/settings", token=origin_api.tokens.workspace("bad id"))
+    assert_error(resp, 401, "unauthorized")
 
 
 def test_status_has_the_contract_shape(origin_api: Api) -> None:
@@ -199,3 +200,36 @@ def test_metrics_is_prometheus_text_without_workspace_labels(origin_api: Api) ->
 def test_metrics_auth(origin_api: Api) -> None:
     assert_error(origin_api.get("/metrics"), 401, "unauthorized")
     assert_error(origin_api.get("/metrics", token=origin_api.tokens.workspace(new_workspace())), 403, "forbidden")
+
+
+def test_provider_status_callbacks_advance_the_message_to_delivered(origin_api: Api, sim: Simulator) -> None:
+    """The simulator posts Twilio-signed status callbacks to the origin, as Twilio would."""
+    ws = new_workspace()
+    body = send_body(ws)
+    sent = json_body(origin_api.send(ws, body))
+
+    def delivered() -> dict[str, Any] | None:
+        message = json_body(origin_api.ws_get(ws, f"/v1/messages/{sent['id']}"))
+        return message if message["status"] == "delivered" else None
+
+    message = poll(delivered, timeout_s=20, interval_s=0.1, what="the delivered callback")
+    assert_rfc3339_utc(message["updated_at"])
+    callbacks = sim.received(body["content"])[0]["callbacks"]
+    assert callbacks, "the simulator reports the callbacks it made"
+    assert all(200 <= c["http_status"] < 300 for c in callbacks), callbacks
+
+
+def test_an_unsigned_or_forged_status_callback_is_refused(origin_api: Api) -> None:
+    ws = new_workspace()
+    sent = json_body(origin_api.send(ws, send_body(ws)))
+    form = {"MessageSid": str(sent["provider_message_id"]), "MessageStatus": "failed"}
+
+    unsigned = origin_api.http.post("/v1/provider/twilio/status", data=form)
+    forged = origin_api.http.post(
+        "/v1/provider/twilio/status", data=form, headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}
+    )
+
+    for refused in (unsigned, forged):
+        assert refused.status_code == 403, refused.text
+        assert json_body(refused)["error"]["code"] in {"forbidden", "invalid_signature"}
+    assert json_body(origin_api.ws_get(ws, f"/v1/messages/{sent['id']}"))["status"] != "failed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+from typing import Any
 
 from tests.contract.kit import (
     Api,
@@ -114,3 +115,26 @@ async def test_a_client_that_starts_while_the_origin_is_down_knows_the_setting(
     status = await client.get_sms_failover_status(failover_ws)
 
     assert status["enabled"] is True
+
+
+def test_an_edge_sent_message_reaches_delivered_at_the_origin(
+    origin_api: Api, edge_api: Api, sim: Simulator, failover_ws: str
+) -> None:
+    """The provider's status callbacks go to the origin; they apply to edge sends too once synced."""
+    body = send_body(failover_ws)
+    sent = json_body(edge_api.send(failover_ws, body))
+    assert sent["endpoint"] == "edge"
+
+    def delivered() -> dict[str, Any] | None:
+        resp = origin_api.ws_get(failover_ws, f"/v1/messages/{sent['id']}")
+        message = json_body(resp) if resp.status_code == 200 else None
+        return message if message is not None and message["status"] == "delivered" else None
+
+    try:
+        message = poll(delivered, timeout_s=20, interval_s=0.2, what="the edge send, delivered, at the origin")
+    except AssertionError:
+        print(origin_api.ws_get(failover_ws, f"/v1/messages/{sent['id']}").text, sim.received(body["content"]))
+        raise
+    assert message["endpoint"] == "edge"
+    assert message["requires_refresh"] is True
+    assert len(sim.received(body["content"])) == 1
