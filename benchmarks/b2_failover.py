@@ -1,0 +1,101 @@
+"""Benchmark 2: failover reaction (failover on): origin refusing connections, accepting and never answering,
+and slow after sending. Latency of each of the first sends, then p50/p99 once the breaker is open, against
+direct sends to the edge."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx2
+from smsfailover.express_shim.processes import free_port
+
+from benchmarks.clients import direct_send, sdk_client, sdk_send
+from benchmarks.common import set_failover
+from benchmarks.fault_proxy import FaultProxy, ProxyPlan
+from benchmarks.framework import Row, RunSettings, Section, Spread, fmt, percentile
+from benchmarks.stack import BenchStack
+
+WS = "bench-failover"
+FIRST_SENDS = 5  # 3 failures open the breaker; the 4th and 5th show the open breaker
+SLOW_HOLD_S = 3.0  # past the 2 s origin timeout
+
+
+async def _scenario(stack: BenchStack, origin_url: str, count: int) -> tuple[list[float], list[float], list[str]]:
+    """(first sends' latencies, latencies after the breaker opened, the endpoints of the first sends)."""
+    first: list[float] = []
+    endpoints: list[str] = []
+    after: list[float] = []
+    async with sdk_client(stack.client_env(origin_url)) as client:
+        for n in range(FIRST_SENDS):
+            result = await client.send_message(to="+16266635938", content=f"reaction {n}", workspace_id=WS)
+            first.append(result.latency_ms)
+            endpoints.append(result.endpoint)
+        for n in range(count):
+            after.append(await sdk_send(client, WS, f"after open {n}"))
+    return first, after, endpoints
+
+
+async def _direct_edge(stack: BenchStack, count: int) -> list[float]:
+    token = stack.token(WS)
+    async with httpx2.AsyncClient(timeout=10.0) as http:
+        await direct_send(http, stack.edge.url, token, WS, "warm-up")
+        return [await direct_send(http, stack.edge.url, token, WS, f"direct edge {n}") for n in range(count)]
+
+
+async def run(stack: BenchStack, settings: RunSettings) -> Section:
+    count = settings.pick(40, 6)
+    section = Section("2", "Failover reaction: first sends, then the open breaker vs direct-to-edge")
+    section.setup = (
+        f"Failover on; default client settings (origin timeout 2 s, breaker after 3 failures, open 30 s). Per "
+        f"scenario a fresh client sends {FIRST_SENDS} messages (their latencies listed below), then {count} more "
+        f"once the breaker is open (p50/p99 per run, {settings.repeats} runs). Baseline: {count} direct httpx2 "
+        "POSTs to the edge right after each run. Faults: refused = a closed port; blackhole = a proxy that "
+        "accepts and never answers; "
+        f"slow after sending = a proxy that forwards to the real origin (which sends) and holds the answer "
+        f"{SLOW_HOLD_S:.0f} s."
+    )
+    origin = stack.origin(stack.sqlite_url("failover"))
+    await asyncio.to_thread(stack.run, origin)
+    proxy = FaultProxy(origin.url)
+    await proxy.start()
+    try:
+        await set_failover(origin.url, stack.edge.url, WS, stack.token(WS), True)
+        scenarios = {
+            "refused": (f"http://127.0.0.1:{free_port()}", ProxyPlan()),
+            "blackhole": (proxy.url, ProxyPlan(mode="blackhole")),
+            "slow after sending": (proxy.url, ProxyPlan(mode="slow_after", hold_s=SLOW_HOLD_S)),
+        }
+        for name, (url, plan) in scenarios.items():
+            proxy.plan = plan
+            runs = []
+            direct = []
+            for _ in range(settings.repeats):  # the baseline right after each run: the same machine load
+                runs.append(await _scenario(stack, url, count))
+                direct.append(await _direct_edge(stack, count))
+            for label, q in (("p50", 50.0), ("p99", 99.0)):
+                section.add(
+                    Row(
+                        f"{name}: {label} once open",
+                        "ms",
+                        Spread(tuple(percentile(after, q) for _, after, _ in runs)),
+                        Spread(tuple(percentile(d, q) for d in direct)),
+                        "direct to edge",
+                        goal="<= 1.10x",
+                    )
+                )
+            for first, _, endpoints in runs:
+                sends = ", ".join(f"{fmt(ms)} ms ({endpoint})" for ms, endpoint in zip(first, endpoints, strict=True))
+                section.notes.append(f"{name}: first sends {sends}")
+    finally:
+        proxy.plan = ProxyPlan()
+        await proxy.stop()
+        await asyncio.to_thread(stack.stop, origin)
+    ratios = ", ".join(f"{row.case} {row.ratio:.2f}x" for row in section.rows if row.ratio is not None)
+    section.reading = (
+        "The first three sends pay the fault: about nothing for a refused connection, the 2 s origin timeout for "
+        "the blackhole and the slow origin, then the edge; from the fourth the breaker is open and sends go "
+        f"straight to the edge. Once open, against direct-to-edge: {ratios}. In the slow-after-sending case the "
+        "origin did send; the edge finds the key claimed in the shared ledger and answers with the origin's "
+        "message once it completes, so the provider sees each message once."
+    )
+    return section

@@ -1,0 +1,131 @@
+"""Benchmark 3: origin throughput with 32 concurrent clients, SQLite and PostgreSQL, failover off and on, two
+provider clients (httpx2, aiohttp), against a bare Starlette endpoint served the same way; plus one profile."""
+
+from __future__ import annotations
+
+import asyncio
+import pstats
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import set_failover
+from benchmarks.framework import Row, RunSettings, Section, Spread
+from benchmarks.loadgen import LoadResult, post_load
+from benchmarks.stack import BenchStack, fresh_postgres
+
+CONCURRENCY = 32
+WS_OFF = "bench-off"
+WS_ON = "bench-on"
+POSTERS = ("httpx2", "aiohttp")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    database: str
+    failover: bool
+    poster: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.database}, failover {'on' if self.failover else 'off'}, {self.poster}"
+
+
+async def _load(stack: BenchStack, url: str, workspace: str, settings: RunSettings) -> LoadResult:
+    return await post_load(
+        url,
+        token=stack.token(workspace),
+        workspace=workspace,
+        concurrency=CONCURRENCY,
+        duration_s=settings.seconds(3.0, 0.8),
+        warmup_s=settings.seconds(0.7, 0.3),
+    )
+
+
+async def _repeat(stack: BenchStack, url: str, workspace: str, settings: RunSettings) -> list[LoadResult]:
+    return [await _load(stack, url, workspace, settings) for _ in range(settings.repeats)]
+
+
+def _spread(results: list[LoadResult]) -> Spread:
+    return Spread(tuple(r.per_second for r in results))
+
+
+def _failures(results: list[LoadResult]) -> str:
+    bad: dict[int, int] = {}
+    for result in results:
+        for status, n in result.statuses.items():
+            if not 200 <= status < 300:
+                bad[status] = bad.get(status, 0) + n
+    return ", ".join(f"{n}x HTTP {s or 'error'}" for s, n in sorted(bad.items()))
+
+
+async def _case(stack: BenchStack, case: Case, db_url: str, settings: RunSettings) -> list[LoadResult]:
+    origin = stack.origin(db_url, poster=case.poster)
+    await asyncio.to_thread(stack.run, origin)
+    try:
+        workspace = WS_ON if case.failover else WS_OFF
+        if case.failover:
+            await set_failover(origin.url, stack.edge.url, workspace, stack.token(workspace), True)
+        return await _repeat(stack, origin.url, workspace, settings)
+    finally:
+        await asyncio.to_thread(stack.stop, origin)
+
+
+async def _profile(stack: BenchStack, settings: RunSettings) -> list[str]:
+    """One run of the default origin (SQLite, failover off, httpx2) under cProfile: where the time goes."""
+    out = stack.base / "origin.prof"
+    origin = stack.origin(stack.sqlite_url("profiled"), poster="httpx2", profile_to=out)
+    await asyncio.to_thread(stack.run, origin)
+    try:
+        await _load(stack, origin.url, WS_OFF, settings)
+    finally:
+        await asyncio.to_thread(stack.stop, origin)
+    return _top_functions(out) if out.exists() else ["(no profile written)"]
+
+
+def _top_functions(path: Path, limit: int = 12) -> list[str]:
+    stats = pstats.Stats(str(path))
+    table = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in table.values()) or 1.0
+    ranked = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:limit]
+    lines = []
+    for (filename, line, func), (_cc, calls, tottime, _ct, _callers) in ranked:
+        where = "/".join(Path(filename).parts[-2:]) if filename != "~" else "built-in"
+        lines.append(f"{100 * tottime / total:5.1f} %  {calls:>9,} calls  {func} ({where}:{line})")
+    return lines
+
+
+async def run(stack: BenchStack, settings: RunSettings) -> Section:
+    section = Section("3", "Origin throughput (32 concurrent clients, provider simulator answering at once)")
+    section.setup = (
+        f"{CONCURRENCY} concurrent keep-alive clients (aiohttp load generator, closed loop), "
+        f"{settings.seconds(3.0, 0.8):.1f} s measured after a {settings.seconds(0.7, 0.3):.1f} s warm-up, "
+        f"{settings.repeats} repeats per case; every send a fresh idempotency key; origin, simulator, edge host and "
+        "load generator share the machine's cores. Baseline: a bare Starlette endpoint under the same uvicorn."
+    )
+    bare = stack.bare()
+    await asyncio.to_thread(stack.run, bare)
+    try:
+        baseline = _spread(await _repeat(stack, bare.url, WS_OFF, settings))
+    finally:
+        await asyncio.to_thread(stack.stop, bare)
+    section.add(Row("bare Starlette endpoint", "sends/s", baseline, better="higher"))
+    pg_url = await fresh_postgres()
+    databases = {"SQLite": stack.sqlite_url("throughput"), "PostgreSQL": pg_url}
+    best: dict[str, float] = {}
+    for database, db_url in databases.items():
+        for failover in (False, True):
+            for poster in POSTERS:
+                case = Case(database, failover, poster)
+                results = await _case(stack, case, db_url, settings)
+                row = section.add(Row(case.name, "sends/s", _spread(results), baseline, "bare", better="higher"))
+                best[poster] = best.get(poster, 0.0) + row.measured.median
+                if failures := _failures(results):
+                    section.notes.append(f"{case.name}: {failures}")
+    section.notes.append("Profile of the origin (SQLite, failover off, httpx2), share of own time, top functions:")
+    section.notes.extend(f"    {line}" for line in await _profile(stack, settings))
+    winner = max(best, key=lambda poster: best[poster])
+    section.reading = (
+        f"Summed over the eight cases the {winner} provider client serves more sends per second "
+        f"({', '.join(f'{p}: {v:,.0f}' for p, v in best.items())}). "
+    )
+    return section
