@@ -89,10 +89,20 @@ async def test_disabled_never_fails_over_and_never_counts_in_the_breaker() -> No
     await rig.transport.aclose()
 
 
-async def test_disabled_timeout_is_a_send_failure() -> None:
+async def test_disabled_timeout_is_an_unknown_outcome_not_a_failure() -> None:
+    # The origin may have sent before timing out: "failed" would invite a retry with a new key.
     rig = Rig(enabled=False)
     rig.endpoints.origin = [rig.endpoints.timeout()]
-    with pytest.raises(SendFailed, match="origin: timeout after 10000 ms"):
+    result = await rig.router.send(BODY, token="tok", idempotency_key="k1")
+    assert result.message is None
+    assert [a.outcome for a in result.attempts] == ["timeout"]
+    await rig.transport.aclose()
+
+
+async def test_disabled_refused_connection_is_a_send_failure() -> None:
+    rig = Rig(enabled=False)
+    rig.endpoints.origin = [refused]
+    with pytest.raises(SendFailed, match="origin: connect_error"):
         await rig.router.send(BODY, token="tok", idempotency_key="k1")
     await rig.transport.aclose()
 
@@ -238,9 +248,22 @@ async def test_the_send_deadline_bounds_the_edge_timeout() -> None:
     rig = Rig(send_deadline_s=6)
     rig.endpoints.origin = [rig.endpoints.timeout()]
     rig.endpoints.edge = [rig.endpoints.timeout()]
-    with pytest.raises(SendFailed):
-        await rig.send()
+    result = await rig.send()  # both may have acted: unknown, never "failed"
+    assert result.message is None
     assert [c.timeout_s for c in rig.endpoints.calls] == [2.0, 4.0]
+    await rig.transport.aclose()
+
+
+async def test_a_connection_lost_after_the_request_went_out_is_unknown() -> None:
+    def lost(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.RemoteProtocolError("server disconnected", request=request)
+
+    rig = Rig()
+    rig.endpoints.origin = [refused]
+    rig.endpoints.edge = [lost]
+    result = await rig.send()
+    assert result.message is None
+    assert [a.outcome for a in result.attempts] == ["connect_error", "connection_lost"]
     await rig.transport.aclose()
 
 

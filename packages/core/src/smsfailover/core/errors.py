@@ -70,7 +70,7 @@ class MessageRejected(SmsFailoverError):
 
 
 class SendFailed(SmsFailoverError):
-    """No endpoint could send; nothing is known to have been sent. `attempts` lists each try."""
+    """No endpoint sent, and none can have: every attempt failed before reaching a sender. `attempts` lists each."""
 
     def __init__(self, message: str, *, attempts: Sequence[Any] = ()) -> None:
         super().__init__(message)

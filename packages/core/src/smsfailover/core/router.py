@@ -35,6 +35,7 @@ from smsfailover.core.transport import (
     EndpointTransport,
     TransportError,
     TransportReply,
+    TransportLost,
     TransportTimeout,
 )
 
@@ -52,6 +53,7 @@ class Outcome(StrEnum):
     SERVER_ERROR = "server_error"  # 5xx
     TIMEOUT = "timeout"
     CONNECT_ERROR = "connect_error"
+    CONNECTION_LOST = "connection_lost"  # the request went out, then the connection broke
     IN_PROGRESS = "in_progress"  # still claimed elsewhere when the deadline ran out
 
 
@@ -236,7 +238,7 @@ class FailoverRouter:
                         base_url, send.idempotency_key, token=send.token, timeout_s=min(timeout_s, remaining)
                     )
             except TransportError as exc:
-                outcome = Outcome.TIMEOUT if isinstance(exc, TransportTimeout) else Outcome.CONNECT_ERROR
+                outcome = _TRANSPORT_OUTCOME.get(type(exc), Outcome.CONNECT_ERROR)
                 return self._answer(endpoint, outcome, started, None, healthy=False)
             if reply.status == 409 and reply.error_code == "idempotency_in_progress":
                 wait = reply.retry_after_s(self.config.in_progress_retry_s)
@@ -295,7 +297,7 @@ class FailoverRouter:
             raise MessageRejected(
                 error[1], code=error[0], status=answer.reply.status, field=error[2], attempts=tuple(attempts)
             )
-        if answer.reply is None and last.outcome != Outcome.IN_PROGRESS:
+        if answer.reply is None and last.outcome != Outcome.IN_PROGRESS and not _may_have_sent(attempts):
             log_event(
                 "route.failed",
                 level=logging.ERROR,
@@ -340,6 +342,16 @@ def _error_of(reply: TransportReply) -> tuple[str, str, str | None]:
         message if isinstance(message, str) else f"the endpoint answered HTTP {reply.status}",
         field if isinstance(field, str) else None,
     )
+
+
+_TRANSPORT_OUTCOME = {TransportTimeout: Outcome.TIMEOUT, TransportLost: Outcome.CONNECTION_LOST}
+# Attempts after which the endpoint may have sent: a send that ends with only these and failures is unknown,
+# never "failed" (a caller told "failed" would retry with a new key and could send twice).
+_AMBIGUOUS = frozenset({Outcome.TIMEOUT.value, Outcome.CONNECTION_LOST.value})
+
+
+def _may_have_sent(attempts: list[Attempt]) -> bool:
+    return any(a.outcome in _AMBIGUOUS for a in attempts)
 
 
 def _failure_text(attempts: list[Attempt]) -> str:

@@ -2,7 +2,8 @@
 
     TransportError                 the endpoint gave no HTTP answer (the router treats it like a 5xx)
       ├── TransportTimeout         no answer within the timeout (it may still have acted on the request)
-      └── TransportConnectError    could not connect, or the connection broke
+      ├── TransportLost            the connection broke after the request went out (it may have acted on it)
+      └── TransportConnectError    could not connect: the request never reached the endpoint
 
 An HTTP answer of any status is a `TransportReply`, never an exception: deciding what a status means is the
 router's job. `HttpxTransport` imports httpx2 only when built, so `smsfailover.core` imports without it
@@ -34,6 +35,10 @@ class TransportTimeout(TransportError):
 
 
 class TransportConnectError(TransportError):
+    pass
+
+
+class TransportLost(TransportError):
     pass
 
 
@@ -131,10 +136,12 @@ class HttpxTransport:
             response = await self._client.request(
                 method, url, headers=headers, json=body, timeout=httpx2.Timeout(timeout_s)
             )
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+            raise TransportConnectError(url, f"could not connect: {type(exc).__name__}") from exc
         except httpx2.TimeoutException as exc:
             raise TransportTimeout(url, f"no answer within {timeout_s:g} s") from exc
-        except httpx2.TransportError as exc:
-            raise TransportConnectError(url, f"connection failed: {type(exc).__name__}") from exc
+        except httpx2.TransportError as exc:  # written, then the connection broke: the endpoint may have acted
+            raise TransportLost(url, f"connection lost: {type(exc).__name__}") from exc
         return TransportReply(response.status_code, _json_object(response), _lower(response.headers))
 
 
