@@ -107,3 +107,23 @@ def test_stop_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path) -> No
     process.stop()
 
     assert not process.is_running()
+
+
+def test_output_that_is_not_utf8_is_still_drained_and_logged(tmp_path: Path) -> None:
+    port = free_port()
+    code = (
+        "import http.server, sys\n"
+        "sys.stdout.buffer.write(b'bad byte \\xff here\\n' * 20000); sys.stdout.flush()\n"  # more than a pipe holds
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers()\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    )
+    process = launch(ProcessSpec("noisy", (sys.executable, "-c", code), port, "/", ready_timeout_s=20), tmp_path)
+    try:
+        assert process.is_running()
+    finally:
+        process.stop()
+
+    assert process.log_path is not None
+    assert process.log_path.read_text().count("bad byte \ufffd here") == 20000

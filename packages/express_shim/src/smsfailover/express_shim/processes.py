@@ -166,6 +166,7 @@ class ManagedProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            errors="replace",  # a stray non-UTF-8 byte must not kill the reader and leave the pipe undrained
             bufsize=1,
             start_new_session=True,
         )
@@ -247,7 +248,10 @@ class ManagedProcess:
                 if log is not None:
                     log.write(text + "\n")
                 if self._sink is not None:
-                    self._sink(text)
+                    try:
+                        self._sink(text)
+                    except OSError:  # e.g. our stdout went away: keep draining, or the child blocks on write
+                        self._sink = None
         finally:
             stream.close()
             if log is not None:
