@@ -28,8 +28,8 @@ from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.storage.postgres import PostgresDatabase
 from starlette.applications import Starlette
 
-from tests.origin.conftest import PG_URL, drop_pg_schema, new_pg_schema
 from tests.origin.fake_edge import FakeEdgeState, fake_edge
+from tests.origin.pg import PG_URL, drop_pg_schema, new_pg_schema
 from tests.origin.servers import free_port, serve
 
 T = TypeVar("T")

@@ -49,5 +49,33 @@ async def sqlite_ledger_store(tmp_path: Path) -> AsyncIterator[LedgerStore]:
         db.close()
 
 
+@asynccontextmanager
+async def origin_sqlite_ledger_store(tmp_path: Path) -> AsyncIterator[LedgerStore]:
+    """The origin's SQLite (writer thread, grouped commits) after its migrations."""
+    from smsfailover.express_shim.storage.migrations import migrate
+    from smsfailover.express_shim.storage.sqlite import SqliteDatabase
+
+    db = SqliteDatabase(str(tmp_path / "origin.db"))
+    try:
+        await migrate(db)
+        yield SqlLedgerStore(db)
+    finally:
+        await db.close()
+
+
+@asynccontextmanager
+async def postgres_ledger_store(tmp_path: Path) -> AsyncIterator[LedgerStore]:
+    """The origin's PostgreSQL (asyncpg) after its migrations, on a schema of its own."""
+    from smsfailover.express_shim.storage.migrations import migrate
+
+    from tests.origin.pg import postgres_database
+
+    async with postgres_database() as db:
+        await migrate(db)
+        yield SqlLedgerStore(db)
+
+
 register_ledger_backend("memory", memory_ledger_store)
 register_ledger_backend("sqlite", sqlite_ledger_store)
+register_ledger_backend("origin-sqlite", origin_sqlite_ledger_store)
+register_ledger_backend("postgresql", postgres_ledger_store, pytest.mark.postgres)
