@@ -1,4 +1,8 @@
-"""One LedgerStore behaviour over every backend in tests/support/ledger_backends.py (register new ones there)."""
+"""One LedgerStore behaviour for every backend in tests/support/ledger_backends.py.
+
+The store does one thing atomically (try_claim: insert, or take over a RELEASED row); complete and release act only
+on a CLAIMED row. Expiry is the ledger's business, never the store's: an expired claim is still just "claimed".
+"""
 
 from __future__ import annotations
 
@@ -22,125 +26,192 @@ from smsfailover.core.ledger import (
 
 from tests.support.ledger_backends import LEDGER_BACKENDS, ledger_backend_params
 
-T0 = 1_800_000_000.0
+T0 = 1_800_000_000.25  # whole milliseconds, so SQL backends round-trip times exactly
 
 
 @pytest.fixture(params=ledger_backend_params())
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LedgerStore]:
-    async with LEDGER_BACKENDS[request.param](tmp_path) as backend:
-        yield backend
+    async with LEDGER_BACKENDS[request.param](tmp_path) as opened:
+        yield opened
 
 
-def record(key: str = "k1", *, workspace_id: str = "ws_a", at: float = T0, endpoint: str = "origin") -> LedgerRecord:
+def record(
+    key: str = "k1", *, workspace_id: str = "w1", fingerprint: str = "fp-a", at: float = T0, n: int = 1
+) -> LedgerRecord:
     return LedgerRecord(
         workspace_id=workspace_id,
         key=key,
-        fingerprint="f" * 64,
+        fingerprint=fingerprint,
         state=LedgerState.CLAIMED,
-        endpoint=endpoint,
+        endpoint="edge",
         lease_expires_at=at + 30,
         created_at=at,
         updated_at=at,
         message=None,
-        message_id=f"msg_{key.upper():0>26}"[:30],
+        message_id=f"msg_01KAZZZZZZZZZZZZZZZZZZZZ{n:02d}",
     )
 
 
-async def test_a_claim_reads_back_field_for_field(store: LedgerStore) -> None:
+MESSAGE: dict[str, object] = {
+    "id": "msg_01KAZZZZZZZZZZZZZZZZZZZZ01",
+    "status": "queued",
+    "segments": 2,
+    "latency_ms": 12.5,
+    "requires_refresh": True,
+    "provider_message_id": None,
+    "content": 'héllo 😀 "quoted" \\ back',
+    "media_urls": ["https://example.com/a.png"],
+    "error": {"code": "x", "nested": [1, {"deep": None}]},
+}
+
+
+async def test_a_first_claim_is_stored_as_given(store: LedgerStore) -> None:
     claim = record()
-    assert await store.try_claim(claim) is True
-    stored = await store.get("ws_a", "k1")
-    assert stored == claim
+    assert await store.try_claim(claim)
+    assert await store.get("w1", "k1") == claim
 
 
-async def test_an_unknown_key_reads_as_none(store: LedgerStore) -> None:
-    assert await store.get("ws_a", "never-used") is None
-
-
-async def test_a_live_claim_cannot_be_taken(store: LedgerStore) -> None:
-    await store.try_claim(record())
-    assert await store.try_claim(replace(record(), endpoint="edge", message_id="msg_OTHER")) is False
-    stored = await store.get("ws_a", "k1")
-    assert stored is not None
-    assert (stored.endpoint, stored.message_id) == ("origin", record().message_id)
-
-
-async def test_an_expired_claim_is_not_taken_either(store: LedgerStore) -> None:
-    await store.try_claim(record())
-    later = record(at=T0 + 3600, endpoint="edge")
-    assert await store.try_claim(later) is False
-    stored = await store.get("ws_a", "k1")
-    assert stored is not None
-    assert stored.state is LedgerState.CLAIMED
-    assert stored.created_at == T0
+async def test_get_of_an_unknown_key_is_none(store: LedgerStore) -> None:
+    assert await store.get("w1", "nothing") is None
 
 
 async def test_keys_are_per_workspace(store: LedgerStore) -> None:
-    assert await store.try_claim(record(workspace_id="ws_a")) is True
-    assert await store.try_claim(record(workspace_id="ws_b")) is True
-
-
-async def test_complete_keeps_the_message_and_closes_the_key(store: LedgerStore) -> None:
-    await store.try_claim(record())
-    body: dict[str, object] = {"id": "msg_1", "status": "queued", "segments": 2, "error": None, "media_urls": []}
-    await store.complete("ws_a", "k1", body, T0 + 1)
-    stored = await store.get("ws_a", "k1")
+    assert await store.try_claim(record(workspace_id="w1"))
+    assert await store.try_claim(record(workspace_id="w2", n=2))
+    stored = await store.get("w2", "k1")
     assert stored is not None
-    assert (stored.state, stored.message, stored.updated_at) == (LedgerState.COMPLETED, body, T0 + 1)
-    assert await store.try_claim(record(at=T0 + 2)) is False
-    await store.release("ws_a", "k1", T0 + 3)  # too late: a completed key stays completed
-    after = await store.get("ws_a", "k1")
-    assert after is not None
-    assert after.state is LedgerState.COMPLETED
+    assert stored.message_id.endswith("02")
 
 
-async def test_release_frees_the_key_for_the_next_claim(store: LedgerStore) -> None:
-    await store.try_claim(record())
-    await store.release("ws_a", "k1", T0 + 1)
-    released = await store.get("ws_a", "k1")
+async def test_a_live_claim_is_not_taken_over(store: LedgerStore) -> None:
+    first = record()
+    assert await store.try_claim(first)
+    assert not await store.try_claim(record(fingerprint="fp-b", at=T0 + 1, n=2))
+    assert await store.get("w1", "k1") == first  # message_id kept
+
+
+async def test_an_expired_claim_is_not_taken_over(store: LedgerStore) -> None:
+    first = record()
+    assert await store.try_claim(first)
+    assert not await store.try_claim(record(at=T0 + 3600, n=2))
+    assert await store.get("w1", "k1") == first
+
+
+async def test_complete_stores_the_message_and_keeps_the_message_id(store: LedgerStore) -> None:
+    assert await store.try_claim(record())
+    await store.complete("w1", "k1", MESSAGE, T0 + 2)
+    stored = await store.get("w1", "k1")
+    assert stored is not None
+    assert stored.state is LedgerState.COMPLETED
+    assert stored.message == MESSAGE
+    assert stored.message_id == record().message_id
+    assert stored.updated_at == T0 + 2
+    assert (stored.created_at, stored.lease_expires_at, stored.fingerprint) == (T0, T0 + 30, "fp-a")
+
+
+async def test_a_completed_key_is_not_claimed_again(store: LedgerStore) -> None:
+    assert await store.try_claim(record())
+    await store.complete("w1", "k1", MESSAGE, T0 + 2)
+    assert not await store.try_claim(record(at=T0 + 5, n=2))
+    stored = await store.get("w1", "k1")
+    assert stored is not None
+    assert (stored.state, stored.message) == (LedgerState.COMPLETED, MESSAGE)
+
+
+async def test_complete_only_from_claimed(store: LedgerStore) -> None:
+    await store.complete("w1", "missing", MESSAGE, T0)
+    assert await store.get("w1", "missing") is None
+
+    assert await store.try_claim(record())
+    await store.complete("w1", "k1", MESSAGE, T0 + 1)
+    await store.complete("w1", "k1", {"id": "second"}, T0 + 2)
+    stored = await store.get("w1", "k1")
+    assert stored is not None
+    assert (stored.message, stored.updated_at) == (MESSAGE, T0 + 1)
+
+    assert await store.try_claim(record("k2"))
+    await store.release("w1", "k2", T0 + 1)
+    await store.complete("w1", "k2", MESSAGE, T0 + 2)
+    released = await store.get("w1", "k2")
+    assert released is not None
+    assert (released.state, released.message) == (LedgerState.RELEASED, None)
+
+
+async def test_release_frees_the_key(store: LedgerStore) -> None:
+    assert await store.try_claim(record())
+    await store.release("w1", "k1", T0 + 1)
+    released = await store.get("w1", "k1")
     assert released is not None
     assert (released.state, released.updated_at) == (LedgerState.RELEASED, T0 + 1)
-    second = replace(record(at=T0 + 2, endpoint="edge"), message_id="msg_SECOND")
-    assert await store.try_claim(second) is True
-    assert await store.get("ws_a", "k1") == second
-    assert await store.try_claim(replace(second, message_id="msg_THIRD")) is False
 
 
-async def test_complete_and_release_of_an_unknown_key_change_nothing(store: LedgerStore) -> None:
-    await store.complete("ws_a", "nope", {"id": "x"}, T0)
-    await store.release("ws_a", "nope", T0)
-    assert await store.get("ws_a", "nope") is None
+async def test_a_released_key_is_claimed_again_as_a_new_record(store: LedgerStore) -> None:
+    assert await store.try_claim(record())
+    await store.release("w1", "k1", T0 + 1)
+    again = record(fingerprint="fp-b", at=T0 + 10, n=2)
+    assert await store.try_claim(again)
+    assert await store.get("w1", "k1") == again
+    assert not await store.try_claim(record(at=T0 + 11, n=3))
 
 
-async def test_a_released_key_cannot_be_completed(store: LedgerStore) -> None:
-    await store.try_claim(record())
-    await store.release("ws_a", "k1", T0 + 1)
-    await store.complete("ws_a", "k1", {"id": "late"}, T0 + 2)
-    stored = await store.get("ws_a", "k1")
+async def test_release_only_from_claimed(store: LedgerStore) -> None:
+    await store.release("w1", "missing", T0)
+    assert await store.get("w1", "missing") is None
+    assert await store.try_claim(record())
+    await store.complete("w1", "k1", MESSAGE, T0 + 1)
+    await store.release("w1", "k1", T0 + 2)
+    stored = await store.get("w1", "k1")
     assert stored is not None
-    assert (stored.state, stored.message) == (LedgerState.RELEASED, None)
+    assert stored.state is LedgerState.COMPLETED
 
 
-async def test_purge_removes_only_rows_created_before_the_cutoff(store: LedgerStore) -> None:
-    await store.try_claim(record("old", at=T0))
-    await store.try_claim(record("new", at=T0 + 100))
-    assert await store.purge(T0 + 50) == 1
-    assert await store.get("ws_a", "old") is None
-    assert await store.get("ws_a", "new") is not None
-    assert await store.purge(T0 + 50) == 0
+async def test_purge_removes_rows_created_before_the_cutoff(store: LedgerStore) -> None:
+    assert await store.try_claim(record("old-claimed", at=T0))
+    assert await store.try_claim(record("old-completed", at=T0 + 1))
+    await store.complete("w1", "old-completed", MESSAGE, T0 + 100_000)  # a late update does not keep it
+    assert await store.try_claim(record("at-cutoff", at=T0 + 2))
+    assert await store.try_claim(record("new", at=T0 + 3))
+    assert await store.purge(T0 + 2) == 2
+    assert await store.get("w1", "old-claimed") is None
+    assert await store.get("w1", "old-completed") is None
+    assert await store.get("w1", "at-cutoff") is not None
+    assert await store.get("w1", "new") is not None
+    assert await store.purge(T0 + 2) == 0
+    assert await store.try_claim(record("old-claimed", at=T0 + 5, n=9))  # a purged key is free
 
 
-async def test_concurrent_claims_have_exactly_one_winner(store: LedgerStore) -> None:
-    contenders = [replace(record(), message_id=f"msg_{i:026d}", endpoint=f"e{i}") for i in range(20)]
+async def test_the_message_round_trips_exactly_through_replace(store: LedgerStore) -> None:
+    claim = replace(record(), endpoint="origin")
+    assert await store.try_claim(claim)
+    await store.complete("w1", "k1", {"only": ["json", 1, 2.5, True, None]}, T0 + 1)
+    stored = await store.get("w1", "k1")
+    assert stored is not None
+    assert stored.endpoint == "origin"
+    assert stored.message == {"only": ["json", 1, 2.5, True, None]}
+
+
+async def test_exactly_one_of_twenty_concurrent_claims_wins(store: LedgerStore) -> None:
+    contenders = [record("race", at=T0 + i / 1000, n=i) for i in range(20)]
     results = await asyncio.gather(*(store.try_claim(c) for c in contenders))
     assert sum(results) == 1
     winner = contenders[results.index(True)]
-    assert await store.get("ws_a", "k1") == winner
+    assert await store.get("w1", "race") == winner
+
+
+async def test_after_a_release_exactly_one_of_twenty_concurrent_claims_wins(store: LedgerStore) -> None:
+    assert await store.try_claim(record("race"))
+    await store.release("w1", "race", T0 + 1)
+    contenders = [record("race", at=T0 + 2 + i / 1000, n=i + 1) for i in range(20)]
+    results = await asyncio.gather(*(store.try_claim(c) for c in contenders))
+    assert sum(results) == 1
+    stored = await store.get("w1", "race")
+    assert stored is not None
+    assert stored.message_id == contenders[results.index(True)].message_id
 
 
 async def test_concurrent_ledger_claims_give_one_claim_and_in_progress_for_the_rest(store: LedgerStore) -> None:
     ledger = IdempotencyLedger(store, ManualClock(T0), lease_s=30)
-    outcomes = await asyncio.gather(*(ledger.claim("ws_a", "k1", "f" * 64, "origin") for _ in range(10)))
+    outcomes = await asyncio.gather(*(ledger.claim("w1", "k1", "fp-a", "origin") for _ in range(10)))
     assert sum(isinstance(o, Claimed) for o in outcomes) == 1
     assert all(isinstance(o, Claimed | InProgress) for o in outcomes)
 
@@ -148,15 +219,16 @@ async def test_concurrent_ledger_claims_give_one_claim_and_in_progress_for_the_r
 async def test_the_ledger_over_the_store_replays_and_reports_unknown(store: LedgerStore) -> None:
     clock = ManualClock(T0)
     ledger = IdempotencyLedger(store, clock, lease_s=30)
-    done = await ledger.claim("ws_a", "done", "f" * 64, "origin")
+    done = await ledger.claim("w1", "done", "fp-a", "origin")
     assert isinstance(done, Claimed)
     await ledger.complete(done.record, {"id": done.record.message_id, "status": "queued"})
-    lost = await ledger.claim("ws_a", "lost", "f" * 64, "edge")
+    lost = await ledger.claim("w1", "lost", "fp-a", "edge")
     assert isinstance(lost, Claimed)
     clock.advance(31)
-    replay = await ledger.claim("ws_a", "done", "f" * 64, "edge")
+    await ledger.release(lost.record)  # too late: the expired claim stays unknown in every store
+    replay = await ledger.claim("w1", "done", "fp-a", "edge")
     assert isinstance(replay, Replay)
     assert replay.message == {"id": done.record.message_id, "status": "queued"}
-    unknown = await ledger.claim("ws_a", "lost", "f" * 64, "origin")
+    unknown = await ledger.claim("w1", "lost", "fp-a", "origin")
     assert isinstance(unknown, Unknown)
     assert unknown.record.message_id == lost.record.message_id
