@@ -138,3 +138,40 @@ def test_an_edge_sent_message_reaches_delivered_at_the_origin(
     assert message["endpoint"] == "edge"
     assert message["requires_refresh"] is True
     assert len(sim.received(body["content"])) == 1
+
+
+def test_edge_down_the_origin_says_local_ledger_and_reconciles_when_it_is_back(
+    stack: Stack, origin_api: Api, edge_api: Api, sim: Simulator, failover_ws: str
+) -> None:
+    """The one stated exception (CONTRACT §1.5): the origin keeps sending on its own ledger and says so."""
+    key = new_key("degraded")
+    body = send_body(failover_ws)
+    stack.stop_edge()
+
+    sent = origin_api.send(failover_ws, body, key=key)
+
+    assert sent.status_code == 201, sent.text
+    assert json_body(sent)["ledger"] == "local"
+    health = json_body(origin_api.get("/v1/health"))
+    assert (health["status"], health["ledger"]) == ("degraded", "local")
+    status = json_body(origin_api.ws_get(failover_ws, f"/v1/workspaces/{failover_ws}/sms-failover/status"))
+    assert status["degraded"] is True
+    assert status["ledger"] == "local"
+
+    stack.start_edge()
+
+    def reconciled() -> bool | None:
+        resp = edge_api.message_by_key(failover_ws, key)
+        return True if resp.status_code == 200 else None
+
+    poll(reconciled, timeout_s=30, interval_s=0.25, what="the local claim reconciled into the edge ledger")
+    replay = edge_api.send(failover_ws, body, key=key)
+    assert replay.status_code == 200, replay.text
+    assert json_body(replay)["id"] == json_body(sent)["id"]
+    assert len(sim.received(body["content"])) == 1
+    poll(
+        lambda: True if json_body(origin_api.get("/v1/health"))["ledger"] == "edge" else None,
+        timeout_s=30,
+        interval_s=0.25,
+        what="the origin back on the edge ledger",
+    )
