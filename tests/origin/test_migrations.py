@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,9 +14,11 @@ from smsfailover.express_shim.edge_client import EdgeClient
 from smsfailover.express_shim.edge_sync import EdgeMessageSync
 from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.storage.migrations import MIGRATIONS, Migration, applied_versions, migrate
+from smsfailover.express_shim.storage.postgres import PostgresDatabase
 from smsfailover.express_shim.window_stats import SendLog
 
 from tests.origin.fake_edge import FakeEdgeState, fake_edge
+from tests.origin.pg import PG_URL, drop_pg_schema, new_pg_schema
 from tests.origin.servers import serve
 from tests.origin.test_origin_routes import _edge_message
 
@@ -52,6 +55,20 @@ async def test_a_failing_migration_leaves_nothing_half_done(database: Database) 
         await migrate(database, (*MIGRATIONS, broken))
     assert 998 not in await applied_versions(database)
     assert await database.fetch("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = 998") == [{"n": 0}]
+
+
+async def test_two_processes_migrating_one_postgresql_database_at_once_both_succeed() -> None:
+    schema = await new_pg_schema()
+    first = await PostgresDatabase.connect(PG_URL, schema=schema)
+    second = await PostgresDatabase.connect(PG_URL, schema=schema)
+    try:
+        results = await asyncio.gather(migrate(first), migrate(second))
+        assert {v for applied in results for v in applied} == {m.version for m in MIGRATIONS}
+        assert await applied_versions(first) == {m.version for m in MIGRATIONS}
+    finally:
+        await first.close()
+        await second.close()
+        await drop_pg_schema(schema)
 
 
 def test_the_migrate_command_migrates_a_sqlite_file(tmp_path: Path) -> None:

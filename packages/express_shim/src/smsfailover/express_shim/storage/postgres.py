@@ -15,6 +15,7 @@ import asyncpg
 from smsfailover.express_shim.storage.base import Params, Statement
 from smsfailover.express_shim.storage.sqlite import split_statements
 
+_DDL_LOCK = 0x5F5E_0D01  # an arbitrary advisory-lock id for the origin's DDL
 _INT_TYPES = frozenset({"int2", "int4", "int8"})
 _FLOAT_TYPES = frozenset({"float4", "float8", "numeric"})
 _TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name"})
@@ -104,6 +105,8 @@ class PostgresDatabase:
 
     async def script(self, sql: str) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
+            # one DDL script at a time across processes: concurrent CREATE ... IF NOT EXISTS can still collide
+            await conn.execute(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})")
             for statement in split_statements(to_postgres_ddl(sql)):
                 await conn.execute(statement)
 
