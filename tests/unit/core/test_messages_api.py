@@ -721,3 +721,22 @@ async def test_a_wrong_method_is_405_with_allow(stack: Stack, method: str, path:
 )
 async def test_other_paths_are_left_to_the_host(stack: Stack, path: str) -> None:
     assert await stack.api.handle(ApiRequest("GET", path)) is None
+
+
+class BrokenInserts(SqlMessageStore):
+    async def insert(self, message: Mapping[str, Any]) -> None:
+        raise RuntimeError("database went away")
+
+
+async def test_a_store_failure_before_the_provider_call_is_503_sends_nothing_and_frees_the_key() -> None:
+    db = SqliteExecutor(":memory:")
+    db.create_schema()
+    try:
+        async with stack_of(messages=BrokenInserts(db)) as stack:
+            response = await stack.send()
+            assert_error(response, 503, "storage_unavailable")
+            assert response.headers["Retry-After"] == "1"
+            assert stack.twilio.requests == []
+            assert await stack.ledger.lookup(WS, "key-1") is None  # a retry, here or elsewhere, may send
+    finally:
+        db.close()

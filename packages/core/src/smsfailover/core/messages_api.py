@@ -253,7 +253,17 @@ class MessageApi:
         self, req: SendRequest, key: str, ledger: IdempotencyLedger, claim: LedgerRecord
     ) -> ApiResponse:
         message = self._new_message(req, key, claim, ledger.mode)
-        await self._messages.insert(message)
+        try:
+            await self._messages.insert(message)
+        except Exception as exc:  # nothing was sent: free the key so a retry (here or at the other endpoint) may send
+            log_event("send.record_failed", level=logging.ERROR, endpoint=self.endpoint, error=type(exc).__name__)
+            await self._finish(ledger.release(claim), "release")
+            raise ApiError(
+                503,
+                "storage_unavailable",
+                "This endpoint could not record the message; nothing was sent. Retry with the same Idempotency-Key.",
+                headers={"Retry-After": "1"},
+            ) from None
         started = self._clock.monotonic()
         try:
             result = await self._provider.send(req, status_callback=self._status_callback_url)
