@@ -106,3 +106,19 @@ def test_placeholders_are_numbered_outside_literals() -> None:
 def test_sqlite_ddl_types_become_postgres_types() -> None:
     ddl = to_postgres_ddl("id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER, r REAL, b BLOB")
     assert ddl == "id BIGSERIAL PRIMARY KEY, at BIGINT, r DOUBLE PRECISION, b BYTEA"
+
+
+async def test_sqlite_close_finishes_the_writes_already_issued(tmp_path: object) -> None:
+    db = SqliteDatabase(f"{tmp_path}/close.db")
+    await db.script(TABLE)
+    pending = [
+        asyncio.ensure_future(db.execute("INSERT INTO items (k, n) VALUES (?, ?)", (f"z{i}", i))) for i in range(20)
+    ]
+    await asyncio.sleep(0)  # the writes are issued, not yet handed to the writer thread
+    await asyncio.wait_for(db.close(), timeout=10)
+    assert await asyncio.wait_for(asyncio.gather(*pending), timeout=10) == [1] * 20
+    reopened = SqliteDatabase(f"{tmp_path}/close.db")
+    try:
+        assert (await reopened.fetch("SELECT COUNT(*) AS c FROM items"))[0]["c"] == 20
+    finally:
+        await reopened.close()

@@ -113,6 +113,7 @@ class SqliteDatabase:
         if self._closed:
             return
         self._closed = True
+        self._hand_over()  # writes issued in this loop iteration still happen
         self._jobs.put(None)
         await asyncio.to_thread(self._thread.join, 30)
         self._readers.shutdown(wait=True)
