@@ -17,6 +17,7 @@ from starlette.routing import Route
 @dataclass
 class FakeEdgeState:
     failing: bool = False  # answer 503 to everything
+    failing_paths: set[str] = field(default_factory=set)  # answer 503 on these paths only
     mirror: dict[str, dict[str, Any]] = field(default_factory=dict)
     mirror_puts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     ledger: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -29,7 +30,7 @@ class FakeEdgeState:
 def fake_edge(state: FakeEdgeState) -> Starlette:
     def guard(request: Request) -> Response | None:
         state.auth_headers.append(request.headers.get("authorization", ""))
-        if state.failing:
+        if state.failing or request.url.path in state.failing_paths:
             return JSONResponse({"error": {"code": "unavailable", "message": "down"}}, status_code=503)
         return None
 

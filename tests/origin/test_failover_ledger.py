@@ -152,3 +152,25 @@ async def test_a_double_send_found_by_reconcile_is_counted(tmp_path: Path) -> No
 async def _metric_line(origin: Origin, line: str) -> bool | None:
     text = (await origin.http.get("/metrics", headers={"Authorization": f"Bearer {origin.service_token()}"})).text
     return True if line in text else None
+
+
+async def test_an_edge_lost_between_claim_and_completion_keeps_the_outcome_for_reconcile(tmp_path: Path) -> None:
+    state = FakeEdgeState()
+    async with running_origin("sqlite", tmp_path, edge_state=state) as origin:
+        ws, key = await _enabled(origin), new_key()
+        state.failing_paths.add("/v1/ledger/complete")
+
+        resp = await origin.send(ws, key=key, content="completed locally")
+
+        assert resp.status_code == 201, resp.text
+        assert len(await origin.sim_received("completed locally")) == 1
+        local = await origin.services.local_ledger.get(ws, key)
+        assert local is not None
+        assert local.state == "completed"
+        state.failing_paths.clear()
+        await apoll(lambda: _reconciled(state, key), timeout_s=15, what="the reconcile call")
+        [record] = [r for r in state.reconciled if r["key"] == key]
+        assert record["state"] == "completed"
+        again = await origin.send(ws, key=key, content="completed locally")
+        assert again.status_code in (200, 409)  # replayed (or still held at the edge): never sent twice
+        assert len(await origin.sim_received("completed locally")) == 1
