@@ -23,7 +23,7 @@ from smsfailover.express_shim.http_errors import (
     http_exception_handler,
     unexpected_error_handler,
 )
-from smsfailover.express_shim.services import OriginServices, build_services
+from smsfailover.express_shim.services import build_services
 from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.storage.migrations import migrate
 from smsfailover.express_shim.storage.open import open_database
@@ -122,6 +122,3 @@ def create_app(
 def app_from_env() -> Starlette:
     """For ASGI servers: `uvicorn --factory smsfailover.express_shim.app:app_from_env`."""
     return create_app(OriginConfig.from_env())
-
-
-ServicesOf = Callable[[Starlette], OriginServices]

@@ -6,7 +6,6 @@ The settings page (another module) reaches these through `request.app.state.serv
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from smsfailover.core.auth import issue_token
@@ -220,7 +219,3 @@ def build_services(
         ),
         delivery=delivery,
     )
-
-
-def monotonic_ms() -> float:
-    return time.perf_counter() * 1000

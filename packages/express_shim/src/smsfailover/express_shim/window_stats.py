@@ -38,8 +38,8 @@ class SendLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    @staticmethod
-    def record_statement(
+    async def record(
+        self,
         *,
         workspace_id: str,
         endpoint: str,
@@ -48,16 +48,13 @@ class SendLog:
         latency_ms: float,
         at_ms: int,
         message_id: str | None,
-    ) -> tuple[str, tuple[object, ...]]:
-        return (
+    ) -> None:
+        """One send outcome; a message already logged (a re-synced edge send) is not counted twice."""
+        await self._db.execute(
             "INSERT INTO send_log (workspace_id, endpoint, ok, status, latency_ms, created_at, message_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (workspace_id, endpoint, ok, status, float(latency_ms), at_ms, message_id),
         )
-
-    async def record(self, **fields: object) -> None:
-        sql, params = self.record_statement(**fields)  # type: ignore[arg-type]
-        await self._db.execute(sql, params)
 
     async def window(self, workspace_id: str, endpoint: str, now_ms: int) -> WindowStats:
         rows = await self._db.fetch(
