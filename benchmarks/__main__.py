@@ -36,12 +36,15 @@ BENCHMARKS: dict[str, Benchmark] = {
 async def _one(number: str, bench: Benchmark, stack: BenchStack, settings: RunSettings) -> Section:
     started = time.perf_counter()
     print(f"== benchmark {number} ...", flush=True)
+    healed = await asyncio.to_thread(stack.heal_edge)
     try:
         section = await bench(stack, settings)
     except Exception as exc:  # one broken benchmark must not hide the others' figures
         traceback.print_exc()
         section = Section(number, f"benchmark {number}", error=f"{type(exc).__name__}: {exc}")
     section.elapsed_s = time.perf_counter() - started
+    if healed:
+        section.notes.append("the edge host's D1 was broken when this benchmark began; the edge was restarted first")
     print(f"   done in {section.elapsed_s:.0f} s", flush=True)
     return section
 

@@ -8,6 +8,8 @@ import pstats
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
+
 from benchmarks.common import set_failover
 from benchmarks.framework import Row, RunSettings, Section, Spread
 from benchmarks.loadgen import LoadResult, post_load
@@ -58,6 +60,14 @@ def _failures(results: list[LoadResult]) -> str:
     return ", ".join(f"{n}x HTTP {s or 'error'}" for s, n in sorted(bad.items()))
 
 
+def _ledgers(results: list[LoadResult]) -> str:
+    total: dict[str, int] = {}
+    for result in results:
+        for ledger, n in result.ledgers.items():
+            total[ledger] = total.get(ledger, 0) + n
+    return ", ".join(f"{name}: {n}" for name, n in sorted(total.items()))
+
+
 async def _case(stack: BenchStack, case: Case, db_url: str, settings: RunSettings) -> list[LoadResult]:
     origin = stack.origin(db_url, poster=case.poster)
     await asyncio.to_thread(stack.run, origin)
@@ -77,6 +87,8 @@ async def _profile(stack: BenchStack, settings: RunSettings) -> list[str]:
     await asyncio.to_thread(stack.run, origin)
     try:
         await _load(stack, origin.url, WS_OFF, settings)
+        async with httpx2.AsyncClient(timeout=30.0) as http:
+            (await http.post(origin.url + "/_bench/profile")).raise_for_status()
     finally:
         await asyncio.to_thread(stack.stop, origin)
     return _top_functions(out) if out.exists() else ["(no profile written)"]
@@ -121,6 +133,10 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
                 best[poster] = best.get(poster, 0.0) + row.measured.median
                 if failures := _failures(results):
                     section.notes.append(f"{case.name}: {failures}")
+                if ledgers := _ledgers(results):
+                    section.notes.append(f"{case.name}: answers by ledger {ledgers}")
+                if case.failover and await asyncio.to_thread(stack.heal_edge):
+                    section.notes.append(f"{case.name}: the edge host's D1 broke under this load; edge restarted")
     section.notes.append("Profile of the origin (SQLite, failover off, httpx2), share of own time, top functions:")
     section.notes.extend(f"    {line}" for line in await _profile(stack, settings))
     winner = max(best, key=lambda poster: best[poster])

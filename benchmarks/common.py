@@ -28,7 +28,8 @@ def new_key() -> str:
 
 
 async def set_failover(origin_url: str, edge_url: str, workspace: str, token: str, enabled: bool) -> None:
-    """Set the workspace's failover flag on the origin, then wait (bounded) until the edge mirrors it."""
+    """Set the workspace's failover flag on the origin, then wait (bounded) until the edge mirrors it (the origin's
+    outbox retries the push until the edge acknowledges it)."""
     async with httpx2.AsyncClient(timeout=5.0) as http:
         reply = await http.patch(
             f"{origin_url}/v1/workspaces/{workspace}/settings",

@@ -20,10 +20,13 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.routing import BaseRoute
 
-POSTERS = ("httpx2", "aiohttp")
+POSTERS = ("default", "httpx2", "aiohttp")
 
 
-def make_poster(name: str) -> HttpPoster:
+def make_poster(name: str) -> HttpPoster | None:
+    """None: the origin's own default, as `python -m smsfailover.express_shim serve` runs it."""
+    if name == "default":
+        return None
     if name == "aiohttp":
         from smsfailover.express_shim.aiohttp_poster import AiohttpPoster
 
@@ -53,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.origin_server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--poster", choices=POSTERS, default="httpx2")
+    parser.add_argument("--poster", choices=POSTERS, default="default")
     parser.add_argument("--profile", type=Path, help="profile the event loop's thread; POST /_bench/profile writes it")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
