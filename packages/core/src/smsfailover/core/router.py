@@ -34,8 +34,8 @@ from smsfailover.core.settings import SettingsSource
 from smsfailover.core.transport import (
     EndpointTransport,
     TransportError,
-    TransportReply,
     TransportLost,
+    TransportReply,
     TransportTimeout,
 )
 
