@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from smsfailover.express_shim.simulator.signature import twilio_signature
 
 from tests.simulator.conftest import CallbackReceiver, Twilio
+
+
+def _callback_answers(twilio: Twilio, sid: str, *, count: int, timeout_s: float = 10.0) -> list[object]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        messages = twilio.received()["messages"]
+        assert isinstance(messages, list)
+        answers = [c["http_status"] for m in messages if m["sid"] == sid for c in m["callbacks"]]
+        if len(answers) >= count or time.monotonic() >= deadline:
+            return answers
+        time.sleep(0.02)
 
 
 def _send(twilio: Twilio, callbacks: CallbackReceiver, to: str) -> str:
@@ -29,8 +41,8 @@ def test_callbacks_advance_sent_then_delivered_and_are_signed(twilio: Twilio, ca
         assert callback.params["To"] == "+16266635938"
         expected = twilio_signature(callback.url, callback.params, twilio.secrets.twilio_auth_token)
         assert callback.signature == expected
-    listed = [m for m in twilio.received()["messages"] if m["sid"] == sid]  # type: ignore[attr-defined]
-    assert [c["http_status"] for c in listed[0]["callbacks"]] == [204, 204]
+    # The simulator notes each answer after the receiver has recorded the callback: wait for both notes.
+    assert _callback_answers(twilio, sid, count=2) == [204, 204]
 
 
 def test_a_designated_number_ends_undelivered_with_an_error_code(twilio: Twilio, callbacks: CallbackReceiver) -> None:
