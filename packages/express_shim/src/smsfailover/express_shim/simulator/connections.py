@@ -1,6 +1,6 @@
 """Resetting a client's connection, for the `outage: "reset"` fault.
 
-ASGI gives an app no handle on its socket, so the simulator's server uses a uvicorn h11 protocol that
+ASGI gives an app no handle on its socket, so the simulator's server uses a uvicorn HTTP protocol that
 records each connection's transport by the client address that also appears in the ASGI scope. Resetting sets
 SO_LINGER to 0 and aborts: the peer sees a TCP RST, as from a provider whose load balancer drops it.
 """
@@ -12,7 +12,10 @@ import socket
 import struct
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+try:  # uvicorn's faster parser when installed (uvicorn[standard]), as its "auto" choice does
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as BaseProtocol
+except ImportError:  # pragma: no cover
+    from uvicorn.protocols.http.h11_impl import H11Protocol as BaseProtocol  # type: ignore[assignment]
 
 Address = tuple[str, int]
 
@@ -40,10 +43,10 @@ class ConnectionRegistry:
         transport.abort()
         return True
 
-    def protocol_class(self) -> type[H11Protocol]:
+    def protocol_class(self) -> type[asyncio.Protocol]:
         registry = self
 
-        class RegisteringH11Protocol(H11Protocol):
+        class RegisteringProtocol(BaseProtocol):
             def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
                 super().connection_made(transport)
                 registry.add(self.client, transport)
@@ -52,7 +55,7 @@ class ConnectionRegistry:
                 registry.discard(self.client)
                 super().connection_lost(exc)
 
-        return RegisteringH11Protocol
+        return RegisteringProtocol
 
 
 def client_address(scope: dict[str, Any]) -> Address | None:
