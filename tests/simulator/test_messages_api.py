@@ -148,3 +148,23 @@ def test_an_unknown_route_answers_in_twilios_error_shape(twilio: Twilio) -> None
 
     assert resp.status_code == 404
     assert resp.json()["code"] == 20404
+
+
+def test_a_malformed_form_is_400_in_twilios_shape(twilio: Twilio) -> None:
+    resp = twilio.http.post(
+        twilio.messages_path,
+        content=b"--x\r\nContent-Disposition: form-data\r\n\r\nbroken",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["code"] == 20001
+    assert resp.json()["status"] == 400
+    assert twilio.received()["count"] == 0
+
+
+def test_a_wrong_method_is_405_in_twilios_shape(twilio: Twilio) -> None:
+    resp = twilio.http.put(twilio.messages_path)
+
+    assert resp.status_code == 405
+    assert resp.json()["code"] == 20004

@@ -198,15 +198,20 @@ async def _twilio_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
+SIM_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Routing and parsing errors, in the shape of whichever API the path belongs to."""
     assert isinstance(exc, HTTPException)
+    status = exc.status_code
     if request.url.path.startswith("/_sim/"):
-        return _sim_error(
-            exc.status_code, "not_found" if exc.status_code == 404 else "method_not_allowed", str(exc.detail)
-        )
-    if exc.status_code == 405:
+        return _sim_error(status, SIM_CODES.get(status, "error"), str(exc.detail))
+    if status == 404:
+        return TwilioError(20404, f"The requested resource {request.url.path} was not found", 404).response()
+    if status == 405:
         return TwilioError(20004, "Method not allowed", 405).response()
-    return TwilioError(20404, f"The requested resource {request.url.path} was not found", 404).response()
+    return TwilioError(20001 if status == 400 else 20500, str(exc.detail), status).response()
 
 
 def create_app(config: SimulatorConfig, *, connections: ConnectionRegistry | None = None) -> Starlette:
