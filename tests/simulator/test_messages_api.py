@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 import httpx2
 import pytest
 
-from tests.simulator.conftest import Twilio
+from tests.simulator.kit import Twilio
 
 VALID_TO = "+16266635938"
 SID = re.compile(r"^SM[0-9a-f]{32}$")

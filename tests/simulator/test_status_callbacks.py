@@ -7,7 +7,7 @@ import uuid
 
 from smsfailover.express_shim.simulator.signature import twilio_signature
 
-from tests.simulator.conftest import CallbackReceiver, Twilio
+from tests.simulator.kit import CallbackReceiver, Twilio
 
 
 def _callback_answers(twilio: Twilio, sid: str, *, count: int, timeout_s: float = 10.0) -> list[object]:

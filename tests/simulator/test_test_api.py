@@ -9,7 +9,7 @@ import uuid
 import httpx2
 import pytest
 
-from tests.simulator.conftest import Twilio
+from tests.simulator.kit import Twilio
 
 VALID_TO = "+16266635938"
 
