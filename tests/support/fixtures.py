@@ -116,12 +116,25 @@ class Stack:
         self.simulator.stop()
 
 
+_shared_stack: Stack | None = None
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack per test session, even when several directories' conftest.py files register this fixture
+    (pytest would otherwise make one per directory); the first registration to run owns and stops it."""
+    global _shared_stack
+    if _shared_stack is not None:
+        yield _shared_stack
+        return
     running = Stack(tmp_path_factory.mktemp("stack"), db_url=os.environ.get("SMSFAILOVER_TEST_DATABASE_URL") or None)
     running.start()
-    yield running
-    running.stop()
+    _shared_stack = running
+    try:
+        yield running
+    finally:
+        _shared_stack = None
+        running.stop()
 
 
 @dataclass(frozen=True, slots=True)
