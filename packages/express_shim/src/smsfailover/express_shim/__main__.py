@@ -12,9 +12,11 @@ from smsfailover.express_shim.config import ConfigError, OriginConfig
 
 def _serve(config: OriginConfig, host: str, port: int) -> None:
     import uvicorn
+    from smsfailover.express_shim import settings_page
     from smsfailover.express_shim.app import create_app
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+    app = create_app(config, extra_routes=settings_page.routes())  # the operator's settings page
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
 async def _migrate(config: OriginConfig) -> list[int]:

@@ -121,4 +121,6 @@ def create_app(
 
 def app_from_env() -> Starlette:
     """For ASGI servers: `uvicorn --factory smsfailover.express_shim.app:app_from_env`."""
-    return create_app(OriginConfig.from_env())
+    from smsfailover.express_shim import settings_page
+
+    return create_app(OriginConfig.from_env(), extra_routes=settings_page.routes())

@@ -1,0 +1,204 @@
+"""Settings > Advanced > SMS Failover: the operator's page, served by the origin (routes mounted via extra_routes).
+
+    GET  /settings/advanced/sms-failover?workspace=WS          the page, or the sign-in form
+    POST /settings/advanced/sms-failover/session               sign in (form: workspace, token, csrf_token)
+    POST /settings/advanced/sms-failover/sign-out              sign out (form: csrf_token)
+    POST /settings/advanced/sms-failover/toggle                the switch without JavaScript (form: enabled, ...)
+    GET  /settings/advanced/sms-failover/live?workspace=WS     JSON the page's script polls: status + chart
+    PUT  /settings/advanced/sms-failover/settings?workspace=WS JSON {"sms_failover_enabled": bool}, X-CSRF-Token
+    GET  /settings/general?workspace=WS                        the frame's other page
+Writes go through the same services as PATCH /v1/workspaces/{ws}/settings (settings + outbox to the edge mirror).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+import jinja2
+from smsfailover.core.errors import ApiError
+from smsfailover.core.message import validate_workspace_id
+from smsfailover.express_shim import page_auth
+from smsfailover.express_shim.failover_status import workspace_status
+from smsfailover.express_shim.latency_chart import latency_chart
+from smsfailover.express_shim.routes_workspace import parse_settings_patch, settings_body
+from smsfailover.express_shim.services import OriginServices
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+PAGE_PATH = "/settings/advanced/sms-failover"
+GENERAL_PATH = "/settings/general"
+STATIC_PATH = "/settings/static"
+_HERE = Path(__file__).parent
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+# Strict: no inline script or style, nothing framed, forms post only here.
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _services(request: Request) -> OriginServices:
+    services: OriginServices = request.app.state.services
+    return services
+
+
+def page_url(workspace_id: str) -> str:
+    return f"{PAGE_PATH}?{urlencode({'workspace': workspace_id})}"
+
+
+def _render(request: Request, template: str, http_status: int = 200, **context: object) -> HTMLResponse:
+    csrf = page_auth.csrf_token(request)
+    html = _templates.get_template(template).render(
+        csrf_token=csrf, page_path=PAGE_PATH, general_path=GENERAL_PATH, static_path=STATIC_PATH, **context
+    )
+    response = HTMLResponse(html, status_code=http_status, headers=_SECURITY_HEADERS)
+    page_auth.remember_csrf(response, request, csrf)
+    return response
+
+
+def _error_page(request: Request, status: int, title: str, message: str, workspace: str | None = None) -> Response:
+    return _render(request, "error.html", status, title=title, message=message, workspace=workspace, active="")
+
+
+def _requested_workspace(request: Request) -> str | None:
+    """The ?workspace= of the request, validated (ApiError 422 when malformed), or None when absent."""
+    raw = request.query_params.get("workspace")
+    if raw is None or raw == "":
+        return None
+    return validate_workspace_id(raw, field="workspace")
+
+
+async def _guarded(request: Request, active: str) -> tuple[str, Response | None]:
+    """(workspace, None) when the browser may see this workspace; otherwise ("", the page to answer with)."""
+    try:
+        wanted = _requested_workspace(request)
+    except ApiError as exc:
+        return "", _error_page(request, 422, "Not a workspace id", exc.message)
+    signed_in = page_auth.session_workspace(request, _services(request).config.jwt_secret)
+    if signed_in is None:
+        return "", _render(request, "sign_in.html", 200, workspace=wanted or "", error=None, active=active)
+    if wanted is None:
+        return "", RedirectResponse(f"{request.url.path}?{urlencode({'workspace': signed_in})}", 303)
+    if wanted != signed_in:
+        message = "You are signed in to another workspace. Sign out, then sign in with this workspace's token."
+        return "", _error_page(request, 403, "Not your workspace", message, workspace=signed_in)
+    return wanted, None
+
+
+async def page(request: Request) -> Response:
+    ws, refused = await _guarded(request, "sms-failover")
+    if refused is not None:
+        return refused
+    services = _services(request)
+    status = await workspace_status(services, ws)
+    chart = await latency_chart(services.db, ws, services.now_ms())
+    return _render(request, "sms_failover.html", workspace=ws, status=status, chart=chart, active="sms-failover")
+
+
+async def general(request: Request) -> Response:
+    ws, refused = await _guarded(request, "general")
+    if refused is not None:
+        return refused
+    return _render(request, "general.html", workspace=ws, active="general")
+
+
+async def sign_in(request: Request) -> Response:
+    form = await request.form()
+    workspace = str(form.get("workspace", "")).strip()
+    token = str(form.get("token", ""))
+    try:
+        page_auth.check_write(request, str(form.get(page_auth.CSRF_FIELD, "")))
+    except ApiError as exc:
+        return _error_page(request, 403, "Request refused", exc.message)
+    try:
+        validate_workspace_id(workspace, field="workspace")
+        if not token.strip():
+            raise ApiError(401, "unauthorized", "Paste this workspace's token.", field="token")
+        page_auth.sign_in_workspace(_services(request).config.jwt_secret, token, workspace)
+    except ApiError as exc:
+        return _render(request, "sign_in.html", exc.status, workspace=workspace, error=exc.message, active="")
+    response = RedirectResponse(page_url(workspace), 303)
+    page_auth.set_session(response, request, token)
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    form = await request.form()
+    try:
+        page_auth.check_write(request, str(form.get(page_auth.CSRF_FIELD, "")))
+    except ApiError as exc:
+        return _error_page(request, 403, "Request refused", exc.message)
+    response = RedirectResponse(PAGE_PATH, 303)
+    page_auth.clear_session(response, request)
+    return response
+
+
+async def toggle_form(request: Request) -> Response:
+    """The switch as a plain form post (no JavaScript): set, then back to the page."""
+    form = await request.form()
+    try:
+        page_auth.check_write(request, str(form.get(page_auth.CSRF_FIELD, "")))
+    except ApiError as exc:
+        return _error_page(request, 403, "Request refused", exc.message)
+    ws, refused = await _guarded(request, "sms-failover")
+    if refused is not None:
+        return refused
+    await _services(request).set_failover(ws, form.get("enabled") == "true")
+    return RedirectResponse(page_url(ws), 303)
+
+
+def _api_workspace(request: Request) -> str:
+    """The signed-in workspace for the JSON routes, in the contract's error envelope otherwise."""
+    try:
+        wanted = _requested_workspace(request)
+    except ApiError as exc:
+        raise ApiError(422, exc.code, exc.message, field="workspace") from None
+    signed_in = page_auth.session_workspace(request, _services(request).config.jwt_secret)
+    if signed_in is None:
+        raise ApiError(401, "unauthorized", "Your session has ended; reload the page and sign in again.")
+    if wanted is not None and wanted != signed_in:
+        raise ApiError(403, "forbidden", "You are signed in to another workspace.", field="workspace")
+    return signed_in
+
+
+async def live(request: Request) -> Response:
+    ws = _api_workspace(request)
+    services = _services(request)
+    status = await workspace_status(services, ws)
+    chart = await latency_chart(services.db, ws, services.now_ms())
+    chart_html = _templates.get_template("_chart.html").render(chart=chart)
+    body = {"status": status, "chart_html": chart_html, "server_time_ms": services.now_ms()}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+async def put_settings(request: Request) -> Response:
+    page_auth.check_write(request, request.headers.get(page_auth.CSRF_HEADER))
+    ws = _api_workspace(request)
+    enabled = parse_settings_patch(await request.body())
+    settings = await _services(request).set_failover(ws, enabled)
+    return JSONResponse(settings_body(settings), headers={"Cache-Control": "no-store"})
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route(PAGE_PATH, page, methods=["GET"], name="settings_page"),
+        Route(f"{PAGE_PATH}/session", sign_in, methods=["POST"], name="settings_sign_in"),
+        Route(f"{PAGE_PATH}/sign-out", sign_out, methods=["POST"], name="settings_sign_out"),
+        Route(f"{PAGE_PATH}/toggle", toggle_form, methods=["POST"], name="settings_toggle"),
+        Route(f"{PAGE_PATH}/live", live, methods=["GET"], name="settings_live"),
+        Route(f"{PAGE_PATH}/settings", put_settings, methods=["PUT"], name="settings_put"),
+        Route(GENERAL_PATH, general, methods=["GET"], name="settings_general"),
+        Mount(STATIC_PATH, app=StaticFiles(directory=_HERE / "static"), name="settings_static"),
+    ]
