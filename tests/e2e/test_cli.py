@@ -181,7 +181,10 @@ def test_broadcast_twice_sends_each_row_once(run: Run, sim: Simulator, tmp_path:
     assert len(sim.received(marker)) == len(rows)
     for _, content in rows:
         assert len(sim.received(content)) == 1
-    assert "origin" in first.stdout
+    once, twice = _json(first), _json(second)
+    assert (once["rows"], once["by_endpoint"], once["replayed"]) == (6, {"origin": 6}, 0)
+    assert (twice["rows"], twice["replayed"]) == (6, 6), "the re-run only replays"
+    assert once["failed"] == twice["failed"] == []
 
 
 def test_broadcast_reports_failed_rows_and_exits_1(run: Run, sim: Simulator, tmp_path: Path) -> None:
@@ -194,6 +197,8 @@ def test_broadcast_reports_failed_rows_and_exits_1(run: Run, sim: Simulator, tmp
 
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert len(sim.received(marker)) == 1
+    failed = _json(proc)["failed"]
+    assert [(f["row"], f["code"]) for f in failed] == [(2, "invalid_phone_number")]
 
 
 def test_broadcast_without_the_header_row_is_a_usage_error(run: Run, tmp_path: Path) -> None:
@@ -201,3 +206,24 @@ def test_broadcast_without_the_header_row_is_a_usage_error(run: Run, tmp_path: P
     csv_file.write_text("+16266635938,hello\n")
     proc = run("broadcast", "--workspace", new_workspace("cli"), "--csv", str(csv_file))
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
+
+
+def test_send_fails_over_to_the_edge_while_the_origin_is_down(
+    run: Run, stack: Stack, sim: Simulator, failover_ws: str
+) -> None:
+    content = unique_content("cli-failover")
+    stack.stop_origin()
+
+    proc = run("send", "--workspace", failover_ws, "--to", "+16266635938", "--content", content, "--json")
+
+    assert proc.returncode == 0, proc.stderr
+    sent = _json(proc)
+    assert (sent["endpoint"], sent["requires_refresh"]) == ("edge", True)
+    assert len(sim.received(content)) == 1
+
+
+def test_status_while_the_origin_is_down_still_knows_the_setting(run: Run, stack: Stack, failover_ws: str) -> None:
+    stack.stop_origin()
+    proc = run("status", "--workspace", failover_ws, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert _json(proc)["enabled"] is True
