@@ -34,7 +34,7 @@ async def _compare(stack: BenchStack, url: str, workspace: str, count: int) -> t
 
 
 async def run(stack: BenchStack, settings: RunSettings) -> Section:
-    counts = {WS_OFF: settings.pick(200, 20), WS_ON: settings.pick(60, 10)}
+    counts = {WS_OFF: settings.pick(200, 20), WS_ON: settings.pick(30, 10)}
     section = Section("1", "Router overhead: FailoverClient.send_message vs a direct httpx2 POST")
     section.setup = (
         f"Sequential sends to one origin (SQLite): {counts[WS_OFF]} per sender per run with failover off, "
@@ -57,15 +57,19 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
                         Spread(tuple(percentile(direct, q) for _, direct in runs)),
                         "direct httpx2",
                         goal="<= 1.05x",
+                        max_ratio=1.05,
                     )
                 )
     finally:
         await asyncio.to_thread(stack.stop, origin)
-    ratios = ", ".join(f"{row.case} {row.ratio:.2f}x" for row in section.rows if row.ratio is not None)
+    off = section.rows[0]
+    extra_ms = off.measured.median - (off.baseline.median if off.baseline else 0.0)
     section.reading = (
-        f"Ratios SDK / direct: {ratios}. The SDK adds its own work per send (settings cache lookup, breaker, "
-        "metrics window, key and token minting, result parsing) on top of the same HTTP request; a ratio near 1 "
-        "means that work is small next to the origin's. p99 over a few hundred sends is the slowest few sends and "
-        "moves with whatever else the shared machine is doing."
+        f"SDK / direct: {section.verdicts()}. With failover off the SDK adds about {extra_ms:.1f} ms per send at "
+        "the median (settings cache lookup, key and token minting, metrics window, result parsing, its own httpx2 "
+        "client) on the same HTTP request; against a send of a few milliseconds on 127.0.0.1 that is a visible "
+        "share, against a real provider round trip (hundreds of ms) it is not. With failover on each send waits "
+        "on the edge ledger, so both senders are slow and noisy and the ratio mostly measures that noise. p99 "
+        "over a few hundred sends is the slowest few and moves with whatever else the shared machine is doing."
     )
     return section

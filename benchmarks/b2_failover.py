@@ -5,6 +5,7 @@ direct sends to the edge."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 
 import httpx2
 from smsfailover.express_shim.processes import free_port
@@ -42,8 +43,17 @@ async def _direct_edge(stack: BenchStack, count: int) -> list[float]:
         return [await direct_send(http, stack.edge.url, token, WS, f"direct edge {n}") for n in range(count)]
 
 
+def _first_sends_summary(first_by_scenario: dict[str, list[list[float]]]) -> str:
+    """Per scenario, the median over runs of each of the first sends' latencies."""
+    parts = []
+    for name, runs in first_by_scenario.items():
+        medians = [statistics.median(run[i] for run in runs) for i in range(FIRST_SENDS)]
+        parts.append(f"{name} " + " / ".join(f"{fmt(ms)}" for ms in medians) + " ms")
+    return "; ".join(parts)
+
+
 async def run(stack: BenchStack, settings: RunSettings) -> Section:
-    count = settings.pick(40, 6)
+    count = settings.pick(25, 6)
     section = Section("2", "Failover reaction: first sends, then the open breaker vs direct-to-edge")
     section.setup = (
         f"Failover on; default client settings (origin timeout 2 s, breaker after 3 failures, open 30 s). Per "
@@ -54,6 +64,7 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
         f"slow after sending = a proxy that forwards to the real origin (which sends) and holds the answer "
         f"{SLOW_HOLD_S:.0f} s."
     )
+    first_by_scenario: dict[str, list[list[float]]] = {}
     origin = stack.origin(stack.sqlite_url("failover"))
     await asyncio.to_thread(stack.run, origin)
     proxy = FaultProxy(origin.url)
@@ -81,8 +92,10 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
                         Spread(tuple(percentile(d, q) for d in direct)),
                         "direct to edge",
                         goal="<= 1.10x",
+                        max_ratio=1.10,
                     )
                 )
+            first_by_scenario[name] = [first for first, _, _ in runs]
             for first, _, endpoints in runs:
                 sends = ", ".join(f"{fmt(ms)} ms ({endpoint})" for ms, endpoint in zip(first, endpoints, strict=True))
                 section.notes.append(f"{name}: first sends {sends}")
@@ -90,12 +103,12 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
         proxy.plan = ProxyPlan()
         await proxy.stop()
         await asyncio.to_thread(stack.stop, origin)
-    ratios = ", ".join(f"{row.case} {row.ratio:.2f}x" for row in section.rows if row.ratio is not None)
     section.reading = (
-        "The first three sends pay the fault: about nothing for a refused connection, the 2 s origin timeout for "
-        "the blackhole and the slow origin, then the edge; from the fourth the breaker is open and sends go "
-        f"straight to the edge. Once open, against direct-to-edge: {ratios}. In the slow-after-sending case the "
-        "origin did send; the edge finds the key claimed in the shared ledger and answers with the origin's "
-        "message once it completes, so the provider sees each message once."
+        "The first three sends pay the fault, then the breaker opens and sends go straight to the edge: "
+        f"{_first_sends_summary(first_by_scenario)}. The first send of each fresh client also reads the workspace "
+        "setting (from the origin, else the edge mirror), which is why it is the slowest. Once open, against "
+        f"direct-to-edge: {section.verdicts()}. In the slow-after-sending case the origin did send; the client's "
+        "retry at the edge finds the key claimed in the shared ledger and gets the origin's message once it "
+        "completes (the endpoint stays `origin`), so the provider sees each message once."
     )
     return section

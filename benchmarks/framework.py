@@ -88,6 +88,17 @@ class Row:
     baseline_case: str = ""
     better: Better = "lower"
     goal: str = ""
+    max_ratio: float | None = None  # the goal as a ratio ceiling, when it is one
+
+    @property
+    def verdict(self) -> str:
+        """'1.02x, goal met' / '1.18x, goal missed' / '1.02x' (no goal)."""
+        ratio = self.ratio
+        if ratio is None:
+            return "-"
+        if self.max_ratio is None:
+            return f"{ratio:.2f}x"
+        return f"{ratio:.2f}x, goal {'met' if ratio <= self.max_ratio else 'missed'}"
 
     @property
     def ratio(self) -> float | None:
@@ -113,6 +124,9 @@ class Section:
     def add(self, row: Row) -> Row:
         self.rows.append(row)
         return row
+
+    def verdicts(self) -> str:
+        return "; ".join(f"{row.case} {row.verdict}" for row in self.rows if row.ratio is not None)
 
 
 class Stopwatch:

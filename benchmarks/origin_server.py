@@ -34,18 +34,23 @@ def make_poster(name: str) -> HttpPoster | None:
     return HttpxPoster()
 
 
-def profile_route(profiler: cProfile.Profile, path: Path) -> BaseRoute:
-    """POST /_bench/profile stops the profiler and writes its stats: uvicorn ends on a re-raised SIGTERM, so a
-    profile written at exit would be lost."""
+def profile_routes(profiler: cProfile.Profile, path: Path) -> list[BaseRoute]:
+    """POST /_bench/profile/start starts the profiler (after start-up, whose imports would swamp it); POST
+    /_bench/profile stops it and writes its stats: uvicorn ends on a re-raised SIGTERM, so a profile written at
+    exit would be lost."""
     from starlette.responses import JSONResponse
     from starlette.routing import Route
+
+    async def start(request: Request) -> JSONResponse:
+        profiler.enable()
+        return JSONResponse({"profiling": True})
 
     async def dump(request: Request) -> JSONResponse:
         profiler.disable()
         profiler.dump_stats(path)
         return JSONResponse({"written": str(path)})
 
-    return Route("/_bench/profile", dump, methods=["POST"])
+    return [Route("/_bench/profile/start", start, methods=["POST"]), Route("/_bench/profile", dump, methods=["POST"])]
 
 
 def main() -> None:
@@ -62,9 +67,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     routes: list[BaseRoute] = []
     if args.profile is not None:
-        profiler = cProfile.Profile()
-        routes.append(profile_route(profiler, args.profile))
-        profiler.enable()
+        routes.extend(profile_routes(cProfile.Profile(), args.profile))
     app = create_app(OriginConfig.from_env(), extra_routes=routes, poster=make_poster(args.poster))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 

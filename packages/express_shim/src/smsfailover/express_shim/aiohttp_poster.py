@@ -44,8 +44,7 @@ class AiohttpPoster:
             async with session.post(
                 url,
                 data=urlencode(list(fields)).encode(),
-                headers=_FORM,
-                auth=aiohttp.BasicAuth(*auth),
+                headers={**_FORM, "Authorization": aiohttp.encode_basic_auth(*auth)},
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 return HttpReply(response.status, await response.read())

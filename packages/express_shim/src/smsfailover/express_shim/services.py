@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from smsfailover.core.auth import issue_token
 from smsfailover.core.clock import Clock, SystemClock
 from smsfailover.core.log import log_event
-from smsfailover.core.provider import HttpPoster, HttpxPoster, TwilioProvider
+from smsfailover.core.provider import HttpPoster, TwilioProvider
 from smsfailover.core.ratelimit import TokenBucketLimiter
 from smsfailover.core.sql import SqlLedgerStore, SqlMessageStore
+from smsfailover.express_shim.aiohttp_poster import AiohttpPoster
 from smsfailover.express_shim.background import PeriodicTask
 from smsfailover.express_shim.config import OriginConfig
 from smsfailover.express_shim.delivery_updates import DeliveryUpdates
@@ -171,7 +172,8 @@ def build_services(
         lease_s=config.lease_s,
         on_degraded_claim=metrics.ledger_local_claims.inc,
     )
-    poster = poster or HttpxPoster()
+    # aiohttp: benchmark 3 measured httpx2's connection pool as the send path's first bottleneck (docs/decisions.md).
+    poster = poster or AiohttpPoster()
     provider = TwilioProvider(
         poster,
         base_url=config.provider_url,
