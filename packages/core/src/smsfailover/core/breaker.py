@@ -18,7 +18,8 @@ failure-rate, slow-call or exponential-back-off behaviour can be added without t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -102,6 +103,109 @@ class FixedOpenDuration:
         return self.seconds
 
 
+class ExponentialOpenDuration:
+    """Each re-open without a close in between doubles the open time, up to a cap (a dead origin is probed
+    less and less often; a flapping one is not hammered every `base_s`)."""
+
+    def __init__(self, base_s: float = 30.0, cap_s: float = 300.0, factor: float = 2.0) -> None:
+        if base_s < 0 or cap_s < base_s or factor < 1:
+            raise ValueError("need 0 <= base_s <= cap_s and factor >= 1")
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.factor = factor
+
+    def open_duration_s(self, trips: int) -> float:
+        exponent = min(max(trips, 1) - 1, 64)  # bounded: the cap is reached long before
+        return float(min(self.cap_s, self.base_s * self.factor**exponent))
+
+
+class FailureRateWindow:
+    """Trips when, over the last `window_s`, at least `min_calls` calls were seen and the failure ratio is at
+    least `failure_ratio`: catches an origin that fails every other call, which never makes N in a row."""
+
+    def __init__(self, *, window_s: float = 60.0, min_calls: int = 10, failure_ratio: float = 0.5) -> None:
+        if window_s <= 0 or min_calls < 1 or not 0 < failure_ratio <= 1:
+            raise ValueError("need window_s > 0, min_calls >= 1 and 0 < failure_ratio <= 1")
+        self.window_s = window_s
+        self.min_calls = min_calls
+        self.failure_ratio = failure_ratio
+        self._calls: deque[tuple[float, bool]] = deque()
+        self._failures = 0
+
+    def record(self, *, ok: bool, duration_s: float | None, now: float) -> None:
+        self._calls.append((now, ok))
+        self._failures += 0 if ok else 1
+        self._expire(now)
+
+    def should_trip(self, now: float) -> bool:
+        self._expire(now)
+        total = len(self._calls)
+        return total >= self.min_calls and self._failures / total >= self.failure_ratio
+
+    def reset(self) -> None:
+        self._calls.clear()
+        self._failures = 0
+
+    def _expire(self, now: float) -> None:
+        while self._calls and self._calls[0][0] <= now - self.window_s:
+            _, ok = self._calls.popleft()
+            self._failures -= 0 if ok else 1
+
+
+class AnyOf:
+    """Trips when any of its policies would: the consecutive count beside a rate window."""
+
+    def __init__(self, policies: Sequence[TripPolicy]) -> None:
+        self.policies = tuple(policies)
+
+    def record(self, *, ok: bool, duration_s: float | None, now: float) -> None:
+        for policy in self.policies:
+            policy.record(ok=ok, duration_s=duration_s, now=now)
+
+    def should_trip(self, now: float) -> bool:
+        return any(policy.should_trip(now) for policy in self.policies)
+
+    def reset(self) -> None:
+        for policy in self.policies:
+            policy.reset()
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """Every breaker knob in one value (configuration, registry key); the defaults are the seed's breaker."""
+
+    failures: int = 3
+    open_s: float = 30.0
+    open_max_s: float | None = None  # None: a fixed open time; else doubling up to this cap
+    slow_call_s: float | None = None  # a success slower than this counts as a failure
+    rate_window_s: float | None = None  # None: no failure-rate window
+    rate_min_calls: int = 10
+    failure_ratio: float = 0.5
+
+    def trip_policy(self) -> TripPolicy:
+        consecutive = ConsecutiveFailures(self.failures)
+        if self.rate_window_s is None:
+            return consecutive
+        rate = FailureRateWindow(
+            window_s=self.rate_window_s, min_calls=self.rate_min_calls, failure_ratio=self.failure_ratio
+        )
+        return AnyOf([consecutive, rate])
+
+    def open_duration(self) -> OpenDurationPolicy:
+        if self.open_max_s is None or self.open_max_s <= self.open_s:
+            return FixedOpenDuration(self.open_s)
+        return ExponentialOpenDuration(self.open_s, self.open_max_s)
+
+    def build(self, clock: Clock, *, name: str = "") -> CircuitBreaker:
+        return CircuitBreaker(
+            clock,
+            trip_policy=self.trip_policy(),
+            open_duration=self.open_duration(),
+            slow_call_s=self.slow_call_s,
+            name=name,
+        )
+
+
 Listener = Callable[[StateChange], None]
 
 
@@ -115,9 +219,11 @@ class CircuitBreaker:
         probe_timeout_s: float = 30.0,
         trip_policy: TripPolicy | None = None,
         open_duration: OpenDurationPolicy | None = None,
+        slow_call_s: float | None = None,
         name: str = "",
     ) -> None:
         self.name = name
+        self._slow_call_s = slow_call_s
         self._clock = clock
         self._trip = trip_policy if trip_policy is not None else ConsecutiveFailures(failure_threshold)
         self._open_duration = open_duration if open_duration is not None else FixedOpenDuration(open_s)
@@ -184,6 +290,9 @@ class CircuitBreaker:
         if not self._is_current(permission):
             return
         now = self._clock.monotonic()
+        if self._slow_call_s is not None and now - permission.issued_at > self._slow_call_s:
+            self.record_failure(permission)  # answered, but too slowly to keep sending there
+            return
         self._consecutive_failures = 0
         if permission.admission is Admission.PROBE:
             self._close(now, "probe succeeded")

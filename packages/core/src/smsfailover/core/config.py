@@ -27,6 +27,14 @@ class ClientConfig:
     breaker_open_s: float = 30.0
     send_deadline_s: float = 15.0
     settings_ttl_s: float = 30.0
+    breaker_open_max_s: float | None = None
+    breaker_slow_call_s: float | None = None
+    breaker_rate_window_s: float | None = None
+    breaker_rate_min_calls: int = 10
+    breaker_failure_ratio: float = 0.5
+    breaker_redis_url: str | None = None
+    hedging: bool = False
+    hedge_budget_ratio: float = 0.1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> ClientConfig:
@@ -49,6 +57,14 @@ class ClientConfig:
             breaker_open_s=reader.seconds("SMSFAILOVER_BREAKER_OPEN_S", cls.breaker_open_s, allow_zero=True),
             send_deadline_s=reader.seconds("SMSFAILOVER_SEND_DEADLINE_S", cls.send_deadline_s),
             settings_ttl_s=reader.seconds("SMSFAILOVER_SETTINGS_TTL_S", cls.settings_ttl_s, allow_zero=True),
+            breaker_open_max_s=reader.optional_seconds("SMSFAILOVER_BREAKER_OPEN_MAX_S"),
+            breaker_slow_call_s=reader.optional_seconds("SMSFAILOVER_BREAKER_SLOW_CALL_S"),
+            breaker_rate_window_s=reader.optional_seconds("SMSFAILOVER_BREAKER_RATE_WINDOW_S"),
+            breaker_rate_min_calls=reader.count("SMSFAILOVER_BREAKER_RATE_MIN_CALLS", cls.breaker_rate_min_calls),
+            breaker_failure_ratio=reader.ratio("SMSFAILOVER_BREAKER_FAILURE_RATIO", cls.breaker_failure_ratio),
+            breaker_redis_url=reader.text("SMSFAILOVER_BREAKER_REDIS_URL"),
+            hedging=reader.flag("SMSFAILOVER_HEDGING"),
+            hedge_budget_ratio=reader.ratio("SMSFAILOVER_HEDGE_BUDGET", cls.hedge_budget_ratio),
         )
 
     def with_overrides(self, **changes: object) -> ClientConfig:
@@ -64,6 +80,13 @@ class ClientConfig:
             send_deadline_s=self.send_deadline_s,
             breaker_failures=self.breaker_failures,
             breaker_open_s=self.breaker_open_s,
+            breaker_open_max_s=self.breaker_open_max_s,
+            breaker_slow_call_s=self.breaker_slow_call_s,
+            breaker_rate_window_s=self.breaker_rate_window_s,
+            breaker_rate_min_calls=self.breaker_rate_min_calls,
+            breaker_failure_ratio=self.breaker_failure_ratio,
+            hedging=self.hedging,
+            hedge_budget_ratio=self.hedge_budget_ratio,
         )
 
 
@@ -100,6 +123,27 @@ class _Reader:
         if value < 0 or (value == 0 and not allow_zero) or value != value or value == float("inf"):
             raise ConfigurationError(f"{name} must be a positive number of seconds, got {raw!r}")
         return value
+
+    def optional_seconds(self, name: str) -> float | None:
+        return None if self.text(name) is None else self.seconds(name, 0.0)
+
+    def ratio(self, name: str, default: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a fraction between 0 and 1, got {raw!r}") from None
+        if not 0 < value <= 1:
+            raise ConfigurationError(f"{name} must be a fraction between 0 and 1, got {raw!r}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        raw = (self.text(name) or "0").lower()
+        if raw not in {"0", "1", "true", "false", "yes", "no", "on", "off"}:
+            raise ConfigurationError(f"{name} must be 1 or 0, got {raw!r}")
+        return raw in {"1", "true", "yes", "on"}
 
     def count(self, name: str, default: int) -> int:
         raw = self.text(name)

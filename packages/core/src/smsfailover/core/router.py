@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from smsfailover.core.breaker import CircuitBreaker, Permission, StateChange
+from smsfailover.core.breaker import BreakerPolicy, CircuitBreaker, Permission, StateChange
 from smsfailover.core.clock import Clock, SystemClock
 from smsfailover.core.errors import MessageRejected, SendFailed
+from smsfailover.core.hedging import HedgeBudget, hedge_delay_s
 from smsfailover.core.log import log_event
 from smsfailover.core.metrics import EndpointMetrics
 from smsfailover.core.settings import SettingsSource
@@ -55,6 +56,7 @@ class Outcome(StrEnum):
     CONNECT_ERROR = "connect_error"
     CONNECTION_LOST = "connection_lost"  # the request went out, then the connection broke
     IN_PROGRESS = "in_progress"  # still claimed elsewhere when the deadline ran out
+    CANCELLED = "cancelled"  # a hedged attempt that lost the race to the other endpoint
 
 
 class Attempt(NamedTuple):
@@ -76,6 +78,24 @@ class RouterConfig:
     breaker_failures: int = 3
     breaker_open_s: float = 30.0
     in_progress_retry_s: float = 1.0  # when a 409 carries no usable Retry-After
+    breaker_open_max_s: float | None = None
+    breaker_slow_call_s: float | None = None
+    breaker_rate_window_s: float | None = None
+    breaker_rate_min_calls: int = 10
+    breaker_failure_ratio: float = 0.5
+    hedging: bool = False  # start the edge beside an origin attempt slower than the origin's p95
+    hedge_budget_ratio: float = 0.1  # at most this share of sends (plus a small burst) is hedged
+
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(
+            failures=self.breaker_failures,
+            open_s=self.breaker_open_s,
+            open_max_s=self.breaker_open_max_s,
+            slow_call_s=self.breaker_slow_call_s,
+            rate_window_s=self.breaker_rate_window_s,
+            rate_min_calls=self.breaker_rate_min_calls,
+            failure_ratio=self.breaker_failure_ratio,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +112,23 @@ class BreakerRegistry:
     """Breakers per origin URL (and breaker settings), shared by every client and workspace of the process."""
 
     def __init__(self) -> None:
-        self._breakers: dict[tuple[str, int, float], CircuitBreaker] = {}
+        self._breakers: dict[tuple[str, BreakerPolicy], CircuitBreaker] = {}
 
-    def get(self, origin_url: str, *, failures: int, open_s: float, clock: Clock) -> CircuitBreaker:
-        key = (origin_url.rstrip("/"), failures, open_s)
+    def get(
+        self,
+        origin_url: str,
+        *,
+        failures: int = 3,
+        open_s: float = 30.0,
+        clock: Clock,
+        policy: BreakerPolicy | None = None,
+    ) -> CircuitBreaker:
+        """`policy` wins over `failures`/`open_s` (kept for callers that only know the seed's two knobs)."""
+        chosen = policy if policy is not None else BreakerPolicy(failures=failures, open_s=open_s)
+        key = (origin_url.rstrip("/"), chosen)
         breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = CircuitBreaker(clock, failure_threshold=failures, open_s=open_s, name=key[0])
+            breaker = chosen.build(clock, name=key[0])
             breaker.add_listener(_log_state_change(key[0]))
             self._breakers[key] = breaker
         return breaker
@@ -151,12 +181,8 @@ class FailoverRouter:
         self._clock = clock if clock is not None else SystemClock()
         self._sleep = sleep
         self.metrics = metrics if metrics is not None else EndpointMetrics(self._clock)
-        self.breaker = breakers.get(
-            config.origin_url,
-            failures=config.breaker_failures,
-            open_s=config.breaker_open_s,
-            clock=self._clock,
-        )
+        self.breaker = breakers.get(config.origin_url, clock=self._clock, policy=config.breaker_policy())
+        self.hedge_budget = HedgeBudget(config.hedge_budget_ratio)
 
     async def send(self, body: Mapping[str, object], *, token: str, idempotency_key: str) -> RouteResult:
         started = self._clock.monotonic()
@@ -176,11 +202,19 @@ class FailoverRouter:
     async def _send_with_failover(self, send: _Send) -> RouteResult:
         attempts: list[Attempt] = []
         permission = self.breaker.try_acquire()
+        if self.config.hedging:
+            self.hedge_budget.deposit()
         if permission.allowed:
+            origin = asyncio.ensure_future(self._try_endpoint(ORIGIN, send, self.config.origin_timeout_s))
             try:
-                answer = await self._try_endpoint(ORIGIN, send, self.config.origin_timeout_s)
+                if await self._should_hedge(send, origin):
+                    winner = await self._race(send, permission, origin, attempts)
+                    return self._finish(send, attempts, winner, enabled=True)
+                answer = await origin
             except BaseException:  # cancelled (or a bug): free a probe slot now instead of after its timeout
-                self.breaker.release(permission)
+                origin.cancel()
+                if not origin.done() or origin.cancelled():
+                    self.breaker.release(permission)
                 raise
             attempts.append(answer.attempt)
             self._report(permission, answer.healthy)
@@ -205,6 +239,74 @@ class FailoverRouter:
         answer = await self._try_endpoint(EDGE, send, self.config.edge_timeout_s)
         attempts.append(answer.attempt)
         return self._finish(send, attempts, answer, enabled=True)
+
+    async def _should_hedge(self, send: _Send, origin: asyncio.Future[_EndpointAnswer]) -> bool:
+        """Wait up to the hedge delay for the origin; True when it is still running and the budget allows a
+        hedge. False: plain failover (hedging off, too few samples, a fast answer, or the budget spent)."""
+        if not self.config.hedging:
+            return False
+        stats = self.metrics.for_endpoint(ORIGIN).stats()
+        delay = hedge_delay_s(stats.p95_ms, samples=stats.requests, origin_timeout_s=self.config.origin_timeout_s)
+        if delay is None:
+            return False
+        timer: asyncio.Future[Any] = asyncio.ensure_future(self._sleep(delay))
+        racing: set[asyncio.Future[Any]] = {origin, timer}
+        try:
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        if origin.done():
+            return False
+        if not self.hedge_budget.try_spend():
+            log_event("route.hedge_budget_spent", workspace_id=send.workspace_id, idempotency_key=send.idempotency_key)
+            return False
+        log_event(
+            "route.hedge",
+            workspace_id=send.workspace_id,
+            idempotency_key=send.idempotency_key,
+            after_ms=round(delay * 1000, 1),
+        )
+        return True
+
+    async def _race(
+        self,
+        send: _Send,
+        permission: Permission,
+        origin: asyncio.Future[_EndpointAnswer],
+        attempts: list[Attempt],
+    ) -> _EndpointAnswer:
+        """Both in flight; the first definite answer (2xx or 4xx) wins and the other is cancelled. The same key
+        rides on both, so at most one of them reaches the provider."""
+        edge = asyncio.ensure_future(self._try_endpoint(EDGE, send, self.config.edge_timeout_s))
+        pending: set[asyncio.Future[_EndpointAnswer]] = {origin, edge}
+        answers: dict[str, _EndpointAnswer] = {}
+        winner: _EndpointAnswer | None = None
+        try:
+            while pending and winner is None:
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for name, task in ((ORIGIN, origin), (EDGE, edge)):
+                    if task.done() and name not in answers:
+                        answers[name] = answer = task.result()
+                        attempts.append(answer.attempt)
+                        if name == ORIGIN:
+                            self._report(permission, answer.healthy)
+                        if winner is None and answer.reply is not None:
+                            winner = answer
+        finally:
+            for task in pending:
+                task.cancel()
+            if ORIGIN not in answers:
+                self.breaker.release(permission)  # outrun, not failed: no verdict on the origin
+        for name in (ORIGIN, EDGE):
+            if name not in answers:
+                latency_ms = round((self._clock.monotonic() - send.started) * 1000, 1)
+                attempts.append(Attempt(name, Outcome.CANCELLED.value, latency_ms))
+                if name == ORIGIN:  # censored at this latency: keeps the p95 honest instead of drifting down
+                    self.metrics.record(ORIGIN, ok=True, latency_ms=latency_ms)
+        if winner is None:  # neither answered: an in-flight claim says more than a failure
+            in_flight = [a for a in answers.values() if a.attempt.outcome == Outcome.IN_PROGRESS]
+            winner = in_flight[0] if in_flight else answers[EDGE]
+        return winner
 
     def _report(self, permission: Permission, healthy: bool | None) -> None:
         if healthy is True:

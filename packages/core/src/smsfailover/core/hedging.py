@@ -1,0 +1,50 @@
+"""Hedging: when to start the edge attempt beside a slow origin attempt, and how often we may.
+
+"The Tail at Scale" (Dean and Barroso): a request slower than the usual tail is likely stuck; a second copy
+sent then cuts the tail at little cost. Here the copy goes to the edge with the same idempotency key, so the
+shared ledger keeps the send exactly-once whichever copy claims first. The budget caps the extra load: in a
+brownout every origin call is slow, and hedging them all would double the traffic.
+"""
+
+from __future__ import annotations
+
+HEDGE_MIN_S = 0.25  # below this a hedge mostly duplicates calls that were about to answer
+HEDGE_MIN_SAMPLES = 10  # fewer origin latencies than this: no trustworthy p95, plain failover
+
+
+def hedge_delay_s(p95_ms: float | None, *, samples: int, origin_timeout_s: float) -> float | None:
+    """How long the origin attempt runs alone; None when there is nothing to hedge on (too few samples, or the
+    clamp reaches the origin timeout, where plain failover starts the edge anyway)."""
+    if p95_ms is None or samples < HEDGE_MIN_SAMPLES:
+        return None
+    delay = min(max(p95_ms / 1000.0, HEDGE_MIN_S), origin_timeout_s)
+    return None if delay >= origin_timeout_s else delay
+
+
+class HedgeBudget:
+    """A token bucket counted in sends, not seconds: each send deposits `ratio` of a token, each hedge spends
+    one, at most `burst` are saved. Over any long run hedges <= ratio * sends + burst."""
+
+    def __init__(self, ratio: float = 0.1, *, burst: float = 10.0, initial: float = 1.0) -> None:
+        if not 0 <= ratio <= 1 or burst < 1 or not 0 <= initial <= burst:
+            raise ValueError("need 0 <= ratio <= 1, burst >= 1 and 0 <= initial <= burst")
+        self.ratio = ratio
+        self.burst = burst
+        self._tokens = initial
+        self.spent = 0
+        self.refused = 0
+
+    @property
+    def tokens(self) -> float:
+        return self._tokens
+
+    def deposit(self) -> None:
+        self._tokens = min(self.burst, self._tokens + self.ratio)
+
+    def try_spend(self) -> bool:
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            self.spent += 1
+            return True
+        self.refused += 1
+        return False
