@@ -44,7 +44,7 @@ _SECURITY_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make Chromium send `Origin: null` on our own posts
     "Cache-Control": "no-store",
 }
 
