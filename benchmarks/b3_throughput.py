@@ -80,7 +80,7 @@ async def _case(stack: BenchStack, case: Case, db_url: str, settings: RunSetting
         await asyncio.to_thread(stack.stop, origin)
 
 
-async def _profile(stack: BenchStack, settings: RunSettings) -> list[str]:
+async def _profile(stack: BenchStack, settings: RunSettings) -> tuple[list[str], float, str]:
     """One run of the default origin (SQLite, failover off, httpx2) under cProfile: where the time goes."""
     out = stack.base / "origin.prof"
     origin = stack.origin(stack.sqlite_url("profiled"), poster="httpx2", profile_to=out)
@@ -92,7 +92,9 @@ async def _profile(stack: BenchStack, settings: RunSettings) -> list[str]:
             (await http.post(origin.url + "/_bench/profile")).raise_for_status()
     finally:
         await asyncio.to_thread(stack.stop, origin)
-    return _top_functions(out) if out.exists() else ["(no profile written)"]
+    if not out.exists():
+        return ["(no profile written)"], float("nan"), "-"
+    return _top_functions(out), _share(out, "post_form"), _top_own(out)
 
 
 def _top_functions(path: Path, limit: int = 10) -> list[str]:
@@ -114,6 +116,23 @@ def _top_functions(path: Path, limit: int = 10) -> list[str]:
     )[:limit]:
         lines.append(f"    {100 * tottime / own_total:5.1f} %  {calls:>8,} calls  {func} ({_where(filename)}:{line})")
     return lines
+
+
+def _share(path: Path, function: str) -> float:
+    """The cumulative time of the project's `function` as a share of the busiest call tree's."""
+    table = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    wall = max((entry[3] for entry in table.values()), default=1.0) or 1.0
+    ours = [
+        entry[3] for (filename, _line, func), entry in table.items() if func == function and "smsfailover" in filename
+    ]
+    return max(ours, default=0.0) / wall
+
+
+def _top_own(path: Path, limit: int = 4) -> str:
+    """The functions that burn the most own time, as `name` (module)."""
+    table = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    ranked = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:limit]
+    return ", ".join(f"`{func}` ({_where(file)})" for (file, _line, func), _entry in ranked)
 
 
 def _where(filename: str) -> str:
@@ -152,8 +171,10 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
                 if case.failover and await asyncio.to_thread(stack.heal_edge):
                     section.notes.append(f"{case.name}: the edge host's D1 broke under this load; edge restarted")
     section.notes.append("Profile of the origin (SQLite, failover off, httpx2), share of own time, top functions:")
+    provider_share, top_own = float("nan"), "-"
     try:
-        section.notes.extend(await _profile(stack, settings))
+        lines, provider_share, top_own = await _profile(stack, settings)
+        section.notes.extend(lines)
     except Exception as exc:  # the profile explains the figures; its loss must not lose them
         section.notes.append(f"  (the profile run failed: {type(exc).__name__}: {exc})")
     winner = max(best, key=lambda poster: best[poster])
@@ -164,11 +185,13 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
         f"({', '.join(f'{p}: {v:,.0f}' for p, v in best.items())}); the origin now ships aiohttp "
         f"(docs/decisions.md). The default origin (SQLite, failover off, aiohttp) does "
         f"{default.measured.median:,.0f} sends/s, {default.ratio or 0:.2f}x the bare endpoint. The profile below "
-        "(httpx2, the previous default) shows why the provider client came first: two thirds of a send's time is "
-        "inside `post_form`, and the busiest own-time functions are httpcore's per-request pool bookkeeping "
-        "(`extra_attributes`, `poll`, `is_socket_readable`, `_assign_requests_to_connections`: about twenty "
-        "socket checks per request). SQLite commits are already grouped (storage.sqlite's writer thread commits "
-        "whatever queued while it was busy), so they no longer lead. What remains is mostly CPU shared on two "
+        "(httpx2, the previous default) shows why the provider client came first: "
+        f"{provider_share:.0%} of the busiest call tree's time is inside the provider's `post_form`, and the "
+        f"busiest own-time functions are {top_own}: in the earlier runs these were httpcore's per-request "
+        "pool bookkeeping (`extra_attributes`, `poll`, `is_socket_readable`, `_assign_requests_to_connections`, "
+        "about twenty socket checks per request, httpcore PRs #924 and #1035). SQLite commits are already "
+        "grouped (storage.sqlite's writer thread commits whatever queued while it was busy), so they no longer "
+        "lead. What remains is mostly CPU shared on two "
         "cores: the provider simulator is itself a Python app and burns about as much CPU per send as the origin, "
         "next to the load generator. With failover on, most answers carry `ledger: local` (counts below): at 32 "
         "concurrent sends the local edge host's D1 (benchmark 4: about 20 claims/s) cannot keep up, the origin's "
