@@ -122,7 +122,7 @@ def test_errors_roll_the_switch_back_and_stale_data_is_flagged(
     expect(switch).to_have_attribute("aria-checked", "false")
     expect(page.locator("#switch-pill")).to_have_text("Disabled")
 
-    # The live feed stops answering (the session is gone): after 10 s the page says its data is stale.
+    # The live feed now answers 401: the page stops polling and says the session has ended.
     expect(page.locator("#freshness")).to_contain_text("session has ended", timeout=10_000)
     page.screenshot(path=str(artifacts / "4-error-rolled-back.png"), full_page=True)
 
