@@ -11,6 +11,7 @@ import pytest
 
 from tests.contract.fixtures import edge_api, origin_api, sim, stack, tokens
 from tests.contract.kit import Api, Simulator
+from tests.support.fixtures import Stack
 
 __all__ = ["edge_api", "origin_api", "sim", "stack", "tokens"]  # shared fixtures, registered here
 
@@ -27,7 +28,9 @@ def api(request: pytest.FixtureRequest, origin_api: Api, edge_api: Api) -> Api:
 
 
 @pytest.fixture(autouse=True)
-def _no_faults_left_behind(sim: Simulator) -> Iterator[None]:
-    """A test that fails half-way must not leave a provider fault for the next one."""
+def _healthy_stack(stack: Stack, sim: Simulator) -> Iterator[None]:
+    """The stack is shared by the session: start from no faults and every process up, and leave it so."""
+    stack.ensure_running()
+    sim.clear_faults()
     yield
     sim.clear_faults()

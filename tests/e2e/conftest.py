@@ -23,6 +23,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _clean_stack(stack: Stack, sim: Simulator) -> Iterator[None]:
     """Whatever a test broke (faults, a stopped process), the next test starts from a healthy stack."""
+    stack.ensure_running()
+    sim.clear_faults()
     yield
     sim.clear_faults()
     stack.ensure_running()
