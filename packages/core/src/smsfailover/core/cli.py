@@ -172,8 +172,9 @@ async def _dispatch(args: argparse.Namespace, make_client: ClientFactory) -> int
         if args.command == "settings":
             return await _settings(client, args)
         if args.command == "reset-breaker":
-            client.reset_circuit_breaker()
-            return _show(args, {"reset": True, "origin_url": config.origin_url}, _reset_text)
+            await client.reset_shared_circuit_breaker()
+            shared = config.breaker_redis_url is not None
+            return _show(args, {"reset": True, "origin_url": config.origin_url, "shared": shared}, _reset_text)
         return await _broadcast(client, args)
 
 
@@ -430,6 +431,8 @@ def _settings_text(settings: dict[str, Any]) -> str:
 
 
 def _reset_text(value: dict[str, Any]) -> str:
+    if value.get("shared"):
+        return f"shared circuit breaker for {value['origin_url']} closed for every process (SMSFAILOVER_BREAKER_REDIS_URL)"
     return f"circuit breaker for {value['origin_url']} closed (breakers live in each client process)"
 
 

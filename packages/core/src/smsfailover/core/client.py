@@ -9,7 +9,7 @@ import threading
 import urllib.parse
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from smsfailover.core.breaker import BreakerState
 from smsfailover.core.clock import Clock, SystemClock
@@ -27,6 +27,9 @@ from smsfailover.core.router import (
 )
 from smsfailover.core.settings import CachedSettings, SettingsSource, settings_path
 from smsfailover.core.transport import EndpointTransport, TransportError, TransportReply, TransportTimeout
+
+if TYPE_CHECKING:
+    from smsfailover.core.redis_breaker import RedisBreakerStore
 
 T = TypeVar("T")
 TOKEN_TTL_S = 3600
@@ -128,6 +131,19 @@ class FailoverClient:
             metrics=self._metrics,
             breakers=breakers,
         )
+        self._shared_store: RedisBreakerStore | None = None
+        self._pending_resets: set[asyncio.Task[None]] = set()
+        if config.breaker_redis_url:
+            from smsfailover.core.redis_breaker import RedisBreakerStore
+
+            self._shared_store = RedisBreakerStore.from_url(
+                config.breaker_redis_url,
+                config.origin_url,
+                policy=self.router.config.breaker_policy(),
+                fallback=self.router.breaker,
+                clock=clock,
+            )
+            self.router.breaker_store = self._shared_store
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> FailoverClient:
@@ -141,6 +157,8 @@ class FailoverClient:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+        if self._shared_store is not None:
+            await self._shared_store.aclose()
 
     # -- sending ---------------------------------------------------------------------------------------------
 
@@ -249,7 +267,7 @@ class FailoverClient:
         shared = status.get("breaker")
         if shared is not None:
             status["shared_breaker"] = shared
-        status["breaker"] = self.router.breaker.snapshot()
+        status["breaker"] = await self.router.breaker_store.snapshot()
         status["client"] = {
             "origin_url": self.config.origin_url,
             "edge_url": self.config.edge_url,
@@ -258,10 +276,27 @@ class FailoverClient:
         return status
 
     def reset_circuit_breaker(self) -> None:
+        """Close this process's breaker now; a shared breaker is closed too, in the background (see
+        `reset_shared_circuit_breaker` to wait for it)."""
         before = self.router.breaker.state
         self.router.breaker.reset()
         if before is not BreakerState.CLOSED:
             log_event("client.breaker_reset", origin_url=self.config.origin_url, was=before.value)
+        if self._shared_store is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to run it on: the caller should use the async method
+                log_event("client.shared_breaker_not_reset", level=logging.WARNING, origin_url=self.config.origin_url)
+                return
+            task = loop.create_task(self._shared_store.reset())
+            self._pending_resets.add(task)
+            task.add_done_callback(self._pending_resets.discard)
+
+    async def reset_shared_circuit_breaker(self) -> None:
+        """Close the breaker here and, when one is configured, the fleet's shared breaker (awaited)."""
+        self.router.breaker.reset()
+        await self.router.breaker_store.reset()
+        log_event("client.breaker_reset", origin_url=self.config.origin_url, shared=self._shared_store is not None)
 
     # -- tokens and plumbing ---------------------------------------------------------------------------------
 
@@ -389,7 +424,7 @@ class SyncFailoverClient:
         return self._run(self._client.set_failover_enabled(workspace_id, enabled, token=token))
 
     def reset_circuit_breaker(self) -> None:
-        self._client.reset_circuit_breaker()
+        self._run(self._client.reset_shared_circuit_breaker())
 
     def close(self) -> None:
         if self._closed:
@@ -446,4 +481,4 @@ async def get_sms_failover_status(workspace_id: str, *, token: str | None = None
 
 
 async def reset_circuit_breaker() -> None:
-    default_client().reset_circuit_breaker()
+    await default_client().reset_shared_circuit_breaker()

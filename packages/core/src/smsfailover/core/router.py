@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from smsfailover.core.breaker import BreakerPolicy, CircuitBreaker, Permission, StateChange
+from smsfailover.core.breaker import BreakerPolicy, CircuitBreaker, StateChange
+from smsfailover.core.breaker_store import BreakerStore, LocalBreakerStore, StorePermission
 from smsfailover.core.clock import Clock, SystemClock
 from smsfailover.core.errors import MessageRejected, SendFailed
 from smsfailover.core.hedging import HedgeBudget, hedge_delay_s
@@ -174,6 +175,7 @@ class FailoverRouter:
         sleep: Sleep = asyncio.sleep,
         metrics: EndpointMetrics | None = None,
         breakers: BreakerRegistry = BREAKERS,
+        breaker_store: BreakerStore | None = None,
     ) -> None:
         self._transport = transport
         self._settings = settings
@@ -182,6 +184,10 @@ class FailoverRouter:
         self._sleep = sleep
         self.metrics = metrics if metrics is not None else EndpointMetrics(self._clock)
         self.breaker = breakers.get(config.origin_url, clock=self._clock, policy=config.breaker_policy())
+        # The store decides (in-process by default, or shared by a fleet); `breaker` is this process's own.
+        self.breaker_store: BreakerStore = (
+            breaker_store if breaker_store is not None else LocalBreakerStore(self.breaker)
+        )
         self.hedge_budget = HedgeBudget(config.hedge_budget_ratio)
 
     async def send(self, body: Mapping[str, object], *, token: str, idempotency_key: str) -> RouteResult:
@@ -201,7 +207,7 @@ class FailoverRouter:
 
     async def _send_with_failover(self, send: _Send) -> RouteResult:
         attempts: list[Attempt] = []
-        permission = self.breaker.try_acquire()
+        permission = await self.breaker_store.acquire()
         if self.config.hedging:
             self.hedge_budget.deposit()
         if permission.allowed:
@@ -214,10 +220,10 @@ class FailoverRouter:
             except BaseException:  # cancelled (or a bug): free a probe slot now instead of after its timeout
                 origin.cancel()
                 if not origin.done() or origin.cancelled():
-                    self.breaker.release(permission)
+                    self.breaker_store.release(permission)
                 raise
             attempts.append(answer.attempt)
-            self._report(permission, answer.healthy)
+            await self._report(permission, answer.healthy)
             if answer.reply is not None or answer.attempt.outcome == Outcome.IN_PROGRESS:
                 return self._finish(send, attempts, answer, enabled=True)
             log_event(
@@ -271,7 +277,7 @@ class FailoverRouter:
     async def _race(
         self,
         send: _Send,
-        permission: Permission,
+        permission: StorePermission,
         origin: asyncio.Future[_EndpointAnswer],
         attempts: list[Attempt],
     ) -> _EndpointAnswer:
@@ -289,14 +295,14 @@ class FailoverRouter:
                         answers[name] = answer = task.result()
                         attempts.append(answer.attempt)
                         if name == ORIGIN:
-                            self._report(permission, answer.healthy)
+                            await self._report(permission, answer.healthy)
                         if winner is None and answer.reply is not None:
                             winner = answer
         finally:
             for task in pending:
                 task.cancel()
             if ORIGIN not in answers:
-                self.breaker.release(permission)  # outrun, not failed: no verdict on the origin
+                self.breaker_store.release(permission)  # outrun, not failed: no verdict on the origin
         for name in (ORIGIN, EDGE):
             if name not in answers:
                 latency_ms = round((self._clock.monotonic() - send.started) * 1000, 1)
@@ -308,13 +314,11 @@ class FailoverRouter:
             winner = in_flight[0] if in_flight else answers[EDGE]
         return winner
 
-    def _report(self, permission: Permission, healthy: bool | None) -> None:
-        if healthy is True:
-            self.breaker.record_success(permission)
-        elif healthy is False:
-            self.breaker.record_failure(permission)
+    async def _report(self, permission: StorePermission, healthy: bool | None) -> None:
+        if healthy is None:
+            self.breaker_store.release(permission)
         else:
-            self.breaker.release(permission)
+            await self.breaker_store.record(permission, healthy=healthy)
 
     async def _try_endpoint(self, endpoint: str, send: _Send, timeout_s: float) -> _EndpointAnswer:
         """POST, and while the key is in flight poll it; 404 after a 409 means it was released: POST again."""
