@@ -335,6 +335,12 @@ async def test_unknown_routes_and_methods_answer_in_the_envelope(origin: Origin)
     assert wrong.json()["error"]["code"] == "method_not_allowed"
 
 
+async def test_head_on_health_is_answered_like_get(origin: Origin) -> None:
+    resp = await origin.http.head("/v1/health")
+    assert resp.status_code == 200
+    assert resp.content == b""
+
+
 async def test_list_validates_limit_and_cursor(origin: Origin) -> None:
     ws = new_workspace()
     for params, code in (({"limit": "0"}, "invalid_limit"), ({"cursor": "zzz"}, "invalid_cursor")):
