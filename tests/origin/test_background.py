@@ -41,3 +41,24 @@ async def test_stop_cancels_a_round_that_does_not_finish() -> None:
     tasks.start([PeriodicTask("stuck", 1.0, stuck)])
     await asyncio.wait_for(started.wait(), timeout=5)
     await asyncio.wait_for(tasks.stop(timeout_s=0.05), timeout=5)
+
+
+async def test_wake_runs_the_next_round_without_waiting_for_the_interval() -> None:
+    wake = asyncio.Event()
+    rounds = 0
+    first, second = asyncio.Event(), asyncio.Event()
+
+    async def count() -> None:
+        nonlocal rounds
+        rounds += 1
+        (first if rounds == 1 else second).set()
+
+    tasks = BackgroundTasks()
+    tasks.start([PeriodicTask("woken", 3600.0, count, wake=wake)])
+    try:
+        await asyncio.wait_for(first.wait(), timeout=5)
+        wake.set()
+        await asyncio.wait_for(second.wait(), timeout=5)
+    finally:
+        await tasks.stop(timeout_s=5)
+    assert rounds == 2

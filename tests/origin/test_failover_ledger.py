@@ -25,6 +25,12 @@ async def test_settings_changes_reach_the_edge_mirror(db_kind: str, tmp_path: Pa
         assert all(h.startswith("Bearer ") for h in origin.edge.auth_headers)
 
 
+async def test_a_change_wakes_the_outbox_at_once(tmp_path: Path) -> None:
+    async with running_origin("sqlite", tmp_path, outbox_interval_s=60.0) as origin:
+        ws = await _enabled(origin)
+        await apoll(lambda: _mirrored(origin, ws, True), timeout_s=5, what="the pushed change, long before 60 s")
+
+
 async def _mirrored(origin: Origin, ws: str, value: bool) -> bool | None:
     entry = origin.edge.mirror.get(ws)
     return True if entry is not None and entry["sms_failover_enabled"] is value else None

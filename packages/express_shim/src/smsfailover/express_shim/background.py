@@ -22,11 +22,13 @@ class PeriodicTask:
     name: str
     interval_s: float
     run_once: Round
+    wake: asyncio.Event | None = None  # set it to run the next round now instead of after interval_s
 
 
 class BackgroundTasks:
     def __init__(self, on_error: Callable[[str], None] | None = None) -> None:
         self._tasks: list[asyncio.Task[None]] = []
+        self._wakes: list[asyncio.Event] = []
         self._stopping = asyncio.Event()
         self._on_error = on_error
 
@@ -38,6 +40,8 @@ class BackgroundTasks:
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Ask every loop to finish its current round; cancel whatever is still running after timeout_s."""
         self._stopping.set()
+        for event in self._wakes:
+            event.set()
         if not self._tasks:
             return
         _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
@@ -49,7 +53,10 @@ class BackgroundTasks:
         self._tasks.clear()
 
     async def _loop(self, spec: PeriodicTask) -> None:
+        wake = spec.wake or asyncio.Event()
+        self._wakes.append(wake)
         while not self._stopping.is_set():
+            wake.clear()
             try:
                 await spec.run_once()
             except Exception as exc:  # a failed round is reported and retried, never fatal to the loop
@@ -57,4 +64,4 @@ class BackgroundTasks:
                 if self._on_error is not None:
                     self._on_error(spec.name)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=spec.interval_s)
+                await asyncio.wait_for(wake.wait(), timeout=spec.interval_s)

@@ -33,7 +33,7 @@ class OriginConfig:
     rate_limit: float = 50.0
     metrics_public: bool = False
     edge_timeout_s: float = 1.0  # one edge-ledger call: short, since the client gives the whole send 2 s
-    outbox_interval_s: float = 0.5
+    outbox_interval_s: float = 2.0  # retries; a change itself wakes the outbox at once
     sync_interval_s: float = 2.0
     probe_interval_s: float = 5.0
     purge_interval_s: float = 300.0

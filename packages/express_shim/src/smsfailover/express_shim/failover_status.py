@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from smsfailover.core.ids import rfc3339
 from smsfailover.express_shim.probes import ProbeResult
 from smsfailover.express_shim.services import OriginServices
+from smsfailover.express_shim.shared_breaker import breaker_status
 from smsfailover.express_shim.window_stats import WINDOW_S
 
 
@@ -44,5 +45,6 @@ async def workspace_status(services: OriginServices, ws: str) -> dict[str, objec
         "endpoints": endpoints,
         "failovers_15m": await services.send_log.count(ws, now_ms, endpoint="edge"),
         "unknown_15m": await services.send_log.unknown_messages(ws, now_ms, services.config.lease_s),
-        "breaker": None,  # no shared breaker store is configured: each client process keeps its own
+        # None unless a shared breaker store is configured (else each client process keeps its own)
+        "breaker": await breaker_status(services.config.origin_url),
     }

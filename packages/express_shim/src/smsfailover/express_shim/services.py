@@ -5,8 +5,9 @@ The settings page (another module) reaches these through `request.app.state.serv
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from smsfailover.core.auth import issue_token
 from smsfailover.core.clock import Clock, SystemClock
@@ -79,6 +80,7 @@ class OriginServices:
     sync: EdgeMessageSync
     reconciler: Reconciler
     delivery: DeliveryUpdates
+    outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def now_ms(self) -> int:
         return int(self.clock.time() * 1000)
@@ -97,6 +99,7 @@ class OriginServices:
         """Change a workspace's flag: stored with its outbox entry, seen by this process's sends at once."""
         settings = await self.settings.set_failover(workspace_id, enabled, self.now_ms())
         self.flags.invalidate(workspace_id)
+        self.outbox_wake.set()  # push it to the edge mirror now, not at the next round
         log_event("settings_changed", workspace_id=workspace_id, sms_failover_enabled=enabled)
         return settings
 
@@ -134,7 +137,7 @@ class OriginServices:
     def periodic_tasks(self) -> list[PeriodicTask]:
         c = self.config
         return [
-            PeriodicTask("settings_outbox", c.outbox_interval_s, self.push_outbox),
+            PeriodicTask("settings_outbox", c.outbox_interval_s, self.push_outbox, wake=self.outbox_wake),
             PeriodicTask("edge_sync", c.sync_interval_s, self.sync_edge_messages),
             PeriodicTask("health_probes", c.probe_interval_s, self.probe),
             PeriodicTask("ledger_reconcile", c.probe_interval_s, self.reconcile),
