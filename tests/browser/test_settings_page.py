@@ -81,12 +81,20 @@ def test_toggle_persists_and_edge_status_follows_the_real_edge(
     switch.focus()
     page.keyboard.press("Space")
     expect(switch).to_have_attribute("aria-checked", "false")
+    expect(switch).not_to_have_attribute("aria-busy", "true")  # saved; the switch ignores presses meanwhile
+    expect(page.locator("#switch-pill")).to_have_text("Disabled")
     page.keyboard.press("Enter")
     expect(switch).to_have_attribute("aria-checked", "true")
+    expect(switch).not_to_have_attribute("aria-busy", "true")
     expect(page.locator("#switch-pill")).to_have_text("Enabled")
 
     send_some(stack.origin_url, tokens, ws, 4)  # through the edge ledger now
+    send_some(stack.edge_url, tokens, ws, 3)  # what a failover sends; the origin syncs them into its figures
     expect(edge_state(page)).to_have_text("Up", timeout=STATUS_CHANGE_S * 1000)
+    edge_sends = page.locator("[data-endpoint='edge'] [data-field='requests']")
+    expect(edge_sends).to_have_text("3", timeout=STATUS_CHANGE_S * 1000)
+    expect(page.locator("[data-field='failovers_15m']")).to_have_text("3")
+    expect(page.locator("[data-endpoint='edge'] [data-field='success_rate']")).to_have_text("100.0 %")
     expect(page.locator("[data-endpoint='origin'] [data-field='requests']")).to_have_text("8")
     expect(page.locator("#freshness")).to_contain_text("Live")
     page.screenshot(path=str(artifacts / "1-enabled-both-up.png"), full_page=True)

@@ -17,7 +17,7 @@ ENDPOINTS = ("origin", "edge")
 _MAX_ROWS = 200_000  # the same bound as the status window: bounded work per chart
 
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 40
+LEFT, RIGHT, TOP, BOTTOM = 76, 16, 16, 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +134,8 @@ def build_chart(buckets: dict[str, tuple[Bucket, ...]], now_ms: int) -> Chart:
     highest = max((b.p95_ms or 0.0 for rows in buckets.values() for b in rows), default=0.0)
     y_max = _nice_ceiling(highest)
     y_ticks = tuple((y_max * k / 4, _y(y_max * k / 4, y_max)) for k in range(5))
-    x_ticks = tuple((f"-{BUCKETS - i} min" if i < BUCKETS - 1 else "now", _x(i)) for i in range(0, BUCKETS, 2))
+    labelled = [*range(0, BUCKETS - 1, 3), BUCKETS - 1]  # every third minute, and "now": room for larger text
+    x_ticks = tuple((f"-{BUCKETS - i} min" if i < BUCKETS - 1 else "now", _x(i)) for i in labelled)
     series = []
     for endpoint, rows in buckets.items():
         series.append(_series(endpoint, "p50", [b.p50_ms for b in rows], y_max))

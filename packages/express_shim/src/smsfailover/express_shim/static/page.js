@@ -16,6 +16,7 @@
   const csrf = form.querySelector("input[name=csrf_token]").value;
   let lastUpdate = Date.now();
   let lastStates = {};
+  let writes = 0; // bumped by each switch change: a poll begun before it must not undo it on screen
 
   function showEnabled(enabled) {
     button.setAttribute("aria-checked", String(enabled));
@@ -44,6 +45,7 @@
     showEnabled(!before); // optimistic; rolled back below if the origin refuses
     showError("");
     button.setAttribute("aria-busy", "true");
+    writes += 1;
     try {
       const response = await fetch(form.dataset.settingsUrl, {
         method: "PUT",
@@ -97,14 +99,14 @@
     lastStates[name] = state;
   }
 
-  function render(body) {
+  function render(body, writesAtRequest) {
     const status = body.status;
     renderEndpoint("origin", status.endpoints.origin);
     renderEndpoint("edge", status.endpoints.edge);
     setField(live, "failovers_15m", String(status.failovers_15m));
     setField(live, "unknown_15m", String(status.unknown_15m));
     setField(live, "ledger", status.ledger + (status.degraded ? " (degraded)" : ""));
-    if (button.getAttribute("aria-busy") !== "true") showEnabled(status.enabled === true);
+    if (writesAtRequest === writes && button.getAttribute("aria-busy") !== "true") showEnabled(status.enabled === true);
     const details = chart.querySelector("details");
     const open = details !== null && details.open;
     chart.innerHTML = body.chart_html; // server-rendered and escaped by the origin's templates
@@ -121,6 +123,7 @@
   }
 
   async function poll() {
+    const writesAtRequest = writes;
     try {
       const response = await fetch(live.dataset.liveUrl, { credentials: "same-origin", cache: "no-store" });
       if (response.status === 401) {
@@ -128,7 +131,7 @@
         return; // stop polling: nothing will succeed until the user signs in again
       }
       if (response.ok) {
-        render(await response.json());
+        render(await response.json(), writesAtRequest);
         lastUpdate = Date.now();
       }
     } catch (_) { /* network error: the freshness line turns amber */ }
