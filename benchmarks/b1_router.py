@@ -45,7 +45,7 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
     origin = stack.origin(stack.sqlite_url("router"))
     await asyncio.to_thread(stack.run, origin)
     try:
-        await set_failover(origin.url, stack.edge.url, WS_ON, stack.token(WS_ON), True)
+        await set_failover(stack, origin.url, WS_ON, True)
         for workspace, label in ((WS_OFF, "failover off"), (WS_ON, "failover on")):
             runs = [await _compare(stack, origin.url, workspace, counts[workspace]) for _ in range(settings.repeats)]
             for name, q in (("median", 50.0), ("p99", 99.0)):

@@ -70,7 +70,7 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
     proxy = FaultProxy(origin.url)
     await proxy.start()
     try:
-        await set_failover(origin.url, stack.edge.url, WS, stack.token(WS), True)
+        await set_failover(stack, origin.url, WS, True)
         scenarios = {
             "refused": (f"http://127.0.0.1:{free_port()}", ProxyPlan()),
             "blackhole": (proxy.url, ProxyPlan(mode="blackhole")),

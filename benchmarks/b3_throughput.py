@@ -74,7 +74,7 @@ async def _case(stack: BenchStack, case: Case, db_url: str, settings: RunSetting
     try:
         workspace = WS_ON if case.failover else WS_OFF
         if case.failover:
-            await set_failover(origin.url, stack.edge.url, workspace, stack.token(workspace), True)
+            await set_failover(stack, origin.url, workspace, True)
         return await _repeat(stack, origin.url, workspace, settings)
     finally:
         await asyncio.to_thread(stack.stop, origin)

@@ -113,7 +113,7 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
     await proxy.start()
     try:
         plain = await broadcast(stack, origin.url, WS_PLAIN, count)
-        await set_failover(origin.url, stack.edge.url, WS_FAILOVER, stack.token(WS_FAILOVER), True)
+        await set_failover(stack, origin.url, WS_FAILOVER, True)
         proxy.plan = ProxyPlan(mode="fail_ratio", ratio=FAIL_RATIO)
         faulty = await broadcast(stack, proxy.url, WS_FAILOVER, count)
     finally:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import httpx2
+
+if TYPE_CHECKING:
+    from benchmarks.stack import BenchStack
 
 TO = "+16266635938"
 MIRROR_WAIT_S = 30.0
@@ -27,9 +32,11 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
-async def set_failover(origin_url: str, edge_url: str, workspace: str, token: str, enabled: bool) -> None:
+async def set_failover(stack: BenchStack, origin_url: str, workspace: str, enabled: bool) -> None:
     """Set the workspace's failover flag on the origin, then wait (bounded) until the edge mirrors it (the origin's
-    outbox retries the push until the edge acknowledges it)."""
+    outbox retries the push until the edge acknowledges it). If the edge host's D1 broke meanwhile, restart the
+    edge once and wait again."""
+    token = stack.token(workspace)
     async with httpx2.AsyncClient(timeout=5.0) as http:
         reply = await http.patch(
             f"{origin_url}/v1/workspaces/{workspace}/settings",
@@ -37,10 +44,22 @@ async def set_failover(origin_url: str, edge_url: str, workspace: str, token: st
             headers=auth(token),
         )
         reply.raise_for_status()
-        deadline = time.monotonic() + MIRROR_WAIT_S
-        while time.monotonic() < deadline:
+        for attempt in range(2):
+            if await _mirrored(http, stack.edge.url, workspace, token, enabled):
+                return
+            if attempt == 0 and not await asyncio.to_thread(stack.heal_edge):
+                break
+    raise RuntimeError(f"the edge did not mirror failover={enabled} for {workspace} within {MIRROR_WAIT_S:.0f} s")
+
+
+async def _mirrored(http: httpx2.AsyncClient, edge_url: str, workspace: str, token: str, enabled: bool) -> bool:
+    deadline = time.monotonic() + MIRROR_WAIT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx2.HTTPError):
             mirror = await http.get(f"{edge_url}/v1/workspaces/{workspace}/settings", headers=auth(token))
             if mirror.status_code == 200 and mirror.json().get("sms_failover_enabled") is enabled:
-                return
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"the edge did not mirror failover={enabled} for {workspace} within {MIRROR_WAIT_S:.0f} s")
+                return True
+            if mirror.status_code >= 500:
+                return False  # the edge's D1 is broken: waiting longer will not help
+        await asyncio.sleep(0.1)
+    return False

@@ -52,10 +52,11 @@ class FaultProxy:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128))
 
     async def stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        """The server first (handlers still held are cancelled after a second), then the upstream session."""
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         plan = self.plan
