@@ -6,6 +6,7 @@
     POST /settings/advanced/sms-failover/toggle                the switch without JavaScript (form: enabled, ...)
     GET  /settings/advanced/sms-failover/live?workspace=WS     JSON the page's script polls: status + chart
     PUT  /settings/advanced/sms-failover/settings?workspace=WS JSON {"sms_failover_enabled": bool}, X-CSRF-Token
+    POST /settings/advanced/sms-failover/breaker?workspace=WS  the shared breaker's Reset / Isolate (form: action)
     GET  /settings/general?workspace=WS                        the frame's other page
 Writes go through the same services as PATCH /v1/workspaces/{ws}/settings (settings + outbox to the edge mirror).
 """
@@ -23,6 +24,7 @@ from smsfailover.express_shim.failover_status import workspace_status
 from smsfailover.express_shim.latency_chart import latency_chart
 from smsfailover.express_shim.routes_workspace import parse_settings_patch, settings_body
 from smsfailover.express_shim.services import OriginServices
+from smsfailover.express_shim.shared_breaker import steer_breaker
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -159,6 +161,23 @@ async def toggle_form(request: Request) -> Response:
     return RedirectResponse(page_url(ws), 303)
 
 
+async def breaker_form(request: Request) -> Response:
+    """Reset or Isolate the fleet's shared breaker (form: action=reset|isolate), then back to the page."""
+    form = await request.form()
+    try:
+        page_auth.check_write(request, str(form.get(page_auth.CSRF_FIELD, "")))
+    except ApiError as exc:
+        return _error_page(request, 403, "Request refused", exc.message)
+    ws, refused = await _guarded(request, "sms-failover")
+    if refused is not None:
+        return refused
+    try:
+        await steer_breaker(_services(request).config.origin_url, str(form.get("action", "")))
+    except ApiError as exc:
+        return _error_page(request, exc.status, "Breaker not changed", exc.message, workspace=ws)
+    return RedirectResponse(page_url(ws), 303)
+
+
 def _api_workspace(request: Request) -> str:
     """The signed-in workspace for the JSON routes, in the contract's error envelope otherwise."""
     try:
@@ -198,6 +217,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{PAGE_PATH}/sign-out", sign_out, methods=["POST"], name="settings_sign_out"),
         Route(f"{PAGE_PATH}/toggle", toggle_form, methods=["POST"], name="settings_toggle"),
         Route(f"{PAGE_PATH}/live", live, methods=["GET"], name="settings_live"),
+        Route(f"{PAGE_PATH}/breaker", breaker_form, methods=["POST"], name="settings_breaker"),
         Route(f"{PAGE_PATH}/settings", put_settings, methods=["PUT"], name="settings_put"),
         Route(GENERAL_PATH, general, methods=["GET"], name="settings_general"),
         Mount(STATIC_PATH, app=StaticFiles(directory=_HERE / "static"), name="settings_static"),
