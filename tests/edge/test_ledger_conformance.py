@@ -15,7 +15,7 @@ import httpx2
 import pytest
 from smsfailover.core.ledger import InMemoryLedgerStore, LedgerRecord, LedgerState, LedgerStore
 from smsfailover.core.sql import SqliteExecutor, SqlLedgerStore
-from smsfailover.edge_worker.ledger_json import record_from_json, record_to_json
+from smsfailover.edge_worker.ledger_json import record_from_json
 
 from .host_process import EdgeHostProcess
 from .tokens import bearer, service_token
@@ -29,7 +29,7 @@ class D1ThroughTheEdge:
         self._headers = bearer(service_token(secret))
 
     async def try_claim(self, record: LedgerRecord) -> bool:
-        answer = await self._post("/v1/ledger/claim", {"record": record_to_json(record)})
+        answer = await self._post("/v1/ledger/claim", {"record": record.to_json()})
         return bool(answer["claimed"])
 
     async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:

@@ -44,6 +44,21 @@ class LedgerRecord:
     def is_expired(self, now: float) -> bool:
         return self.state is LedgerState.CLAIMED and now >= self.lease_expires_at
 
+    def to_json(self) -> dict[str, object]:
+        """The record as the edge's service ledger routes carry it (times in epoch seconds)."""
+        return {
+            "workspace_id": self.workspace_id,
+            "key": self.key,
+            "fingerprint": self.fingerprint,
+            "state": self.state.value,
+            "endpoint": self.endpoint,
+            "lease_expires_at": self.lease_expires_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "message": self.message,
+            "message_id": self.message_id,
+        }
+
 
 class LedgerStore(Protocol):
     async def try_claim(self, record: LedgerRecord) -> bool:

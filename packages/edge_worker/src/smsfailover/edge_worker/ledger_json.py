@@ -16,21 +16,6 @@ from smsfailover.core.message import validate_idempotency_key, validate_workspac
 _TIMES = ("lease_expires_at", "created_at", "updated_at")
 
 
-def record_to_json(record: LedgerRecord) -> dict[str, object]:
-    return {
-        "workspace_id": record.workspace_id,
-        "key": record.key,
-        "fingerprint": record.fingerprint,
-        "state": record.state.value,
-        "endpoint": record.endpoint,
-        "lease_expires_at": record.lease_expires_at,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "message": record.message,
-        "message_id": record.message_id,
-    }
-
-
 def record_from_json(value: object, field: str = "record") -> LedgerRecord:
     data = require_object(value, field)
     workspace_id = require_str(data, "workspace_id", field)

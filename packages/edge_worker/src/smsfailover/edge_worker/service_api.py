@@ -22,7 +22,6 @@ from smsfailover.core.message import validate_idempotency_key, validate_workspac
 from smsfailover.core.messages_api import ApiRequest, ApiResponse
 from smsfailover.edge_worker.ledger_json import (
     record_from_json,
-    record_to_json,
     require_number,
     require_object,
     require_str,
@@ -69,7 +68,7 @@ class ServiceApi:
             raise ApiError(422, "invalid_request", "A claim must be in state claimed.", field="record.state")
         claimed = await self._ledger.try_claim(record)
         current = await self._ledger.get(record.workspace_id, record.key)
-        return _ok({"claimed": claimed, "record": record_to_json(current) if current else None})
+        return _ok({"claimed": claimed, "record": current.to_json() if current else None})
 
     async def get_record(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
         self._service(request)
@@ -77,7 +76,7 @@ class ServiceApi:
         record = await self._ledger.get(workspace_id, key)
         if record is None:
             raise ApiError(404, "not_found", "No ledger record has this workspace and key.")
-        return _ok(record_to_json(record))
+        return _ok(record.to_json())
 
     async def complete(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
         self._service(request)
@@ -126,7 +125,7 @@ class ServiceApi:
         record = await self._ledger.get(workspace_id, key)
         if record is None:
             raise ApiError(404, "not_found", "No ledger record has this workspace and key.")
-        return _ok({"record": record_to_json(record)})
+        return _ok({"record": record.to_json()})
 
     # -- sync feed ------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from smsfailover.core.ledger import LedgerState, LedgerStore
 from smsfailover.core.log import log_event
 from smsfailover.express_shim.edge_client import EdgeClient, EdgeUnavailable
 from smsfailover.express_shim.ledger_selection import DegradedClaims, EdgeLedgerHealth
-from smsfailover.express_shim.remote_ledger import record_to_json
 
 BATCH = 500  # the edge takes at most 500 records per call
 
@@ -62,7 +61,7 @@ class Reconciler:
                 continue
             if record.state is LedgerState.CLAIMED and not record.is_expired(now):
                 continue  # still in flight here; its outcome goes in a later round
-            records.append(record_to_json(record))
+            records.append(record.to_json())
             settled.append((ws, key))
         merged = 0
         duplicates: tuple[str, ...] = ()

@@ -12,21 +12,6 @@ from smsfailover.core.ledger import LedgerRecord, LedgerState
 from smsfailover.express_shim.edge_client import EdgeClient, EdgeUnavailable
 
 
-def record_to_json(record: LedgerRecord) -> dict[str, object]:
-    return {
-        "workspace_id": record.workspace_id,
-        "key": record.key,
-        "fingerprint": record.fingerprint,
-        "state": record.state.value,
-        "endpoint": record.endpoint,
-        "lease_expires_at": record.lease_expires_at,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "message": record.message,
-        "message_id": record.message_id,
-    }
-
-
 def record_from_json(data: Mapping[str, Any]) -> LedgerRecord:
     try:
         message = data.get("message")
@@ -51,7 +36,7 @@ class RemoteLedgerStore:
         self._edge = edge
 
     async def try_claim(self, record: LedgerRecord) -> bool:
-        answer = await self._edge.ledger_claim(record_to_json(record))
+        answer = await self._edge.ledger_claim(record.to_json())
         return answer.get("claimed") is True
 
     async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:
