@@ -16,6 +16,7 @@
   const csrf = form.querySelector("input[name=csrf_token]").value;
   let lastUpdate = Date.now();
   let lastStates = {};
+  let lastChart = null;
   let writes = 0; // bumped by each switch change: a poll begun before it must not undo it on screen
 
   function showEnabled(enabled) {
@@ -107,9 +108,12 @@
     setField(live, "unknown_15m", String(status.unknown_15m));
     setField(live, "ledger", status.ledger + (status.degraded ? " (degraded)" : ""));
     if (writesAtRequest === writes && button.getAttribute("aria-busy") !== "true") showEnabled(status.enabled === true);
+    // Redraw only when the figures changed, and never under a keyboard user's focus (it would be lost).
+    if (body.chart_html === lastChart || chart.contains(document.activeElement)) return;
     const details = chart.querySelector("details");
     const open = details !== null && details.open;
     chart.innerHTML = body.chart_html; // server-rendered and escaped by the origin's templates
+    lastChart = body.chart_html;
     if (open) chart.querySelector("details").open = true;
   }
 
@@ -133,6 +137,7 @@
       if (response.ok) {
         render(await response.json(), writesAtRequest);
         lastUpdate = Date.now();
+        live.dataset.polls = String(Number(live.dataset.polls || "0") + 1); // lets a test wait for a poll
       }
     } catch (_) { /* network error: the freshness line turns amber */ }
     showFreshness();
