@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize
 from smsfailover.core.breaker import (
     AnyOf,
     BreakerPolicy,
@@ -10,10 +13,13 @@ from smsfailover.core.breaker import (
     ExponentialOpenDuration,
     FailureRateWindow,
     FixedOpenDuration,
+    Permission,
 )
 from smsfailover.core.clock import ManualClock
 from smsfailover.core.config import ClientConfig
 from smsfailover.core.errors import ConfigurationError
+
+from .test_breaker import BreakerMachine, FakeClock
 
 
 def _fail(breaker: CircuitBreaker, times: int = 1) -> None:
@@ -168,3 +174,44 @@ def test_policy_defaults_from_an_empty_environment() -> None:
 def test_bad_policy_variables_are_configuration_errors(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         ClientConfig.from_env({name: value})
+
+
+class PolicyBreakerMachine(BreakerMachine):
+    """The same properties (never two live probes, nothing admitted while open) under every policy mix."""
+
+    @initialize(
+        threshold=st.integers(1, 4),
+        open_s=st.floats(0.5, 10),
+        open_max_s=st.none() | st.floats(10, 60),
+        slow_call_s=st.none() | st.floats(0.1, 5),
+        rate_window_s=st.none() | st.floats(1, 30),
+        rate_min_calls=st.integers(1, 5),
+        failure_ratio=st.floats(0.1, 1.0),
+    )
+    def start(  # same name: replaces the parent's rule, so this is the one initializer
+        self,
+        threshold: int,
+        open_s: float,
+        open_max_s: float | None,
+        slow_call_s: float | None,
+        rate_window_s: float | None,
+        rate_min_calls: int,
+        failure_ratio: float,
+    ) -> None:
+        self.clock = FakeClock()
+        self.probe_timeout_s = 30.0  # BreakerPolicy.build keeps the breaker's default probe timeout
+        policy = BreakerPolicy(
+            failures=threshold,
+            open_s=open_s,
+            open_max_s=open_max_s,
+            slow_call_s=slow_call_s,
+            rate_window_s=rate_window_s,
+            rate_min_calls=rate_min_calls,
+            failure_ratio=failure_ratio,
+        )
+        self.breaker = policy.build(self.clock)
+        self.held: list[Permission] = []
+
+
+PolicyBreakerMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestPolicyBreakerMachine = PolicyBreakerMachine.TestCase
