@@ -239,6 +239,7 @@ class FailoverRouter:
                 "route.breaker_skip",
                 workspace_id=send.workspace_id,
                 idempotency_key=send.idempotency_key,
+                shared=self.breaker_store.shared,  # shared: the fleet's breaker said no (state in Redis)
                 state=self.breaker.state.value,
                 remaining_open_s=round(self.breaker.remaining_open_s, 3),
             )
