@@ -130,3 +130,24 @@ async def test_the_sync_resumes_from_its_stored_cursor_after_a_restart(database:
     assert 5 in state.sync_afters[1:]
     rows = await database.fetch("SELECT COUNT(*) AS n FROM messages WHERE workspace_id = ?", ("ws1",))
     assert rows == [{"n": 2}]
+
+
+async def test_an_edge_send_synced_mid_flight_is_logged_once_with_its_final_outcome(database: Database) -> None:
+    await migrate(database)
+    state = FakeEdgeState()
+    in_flight = _edge_message("ws1", seq=3, status="unknown")
+    state.edge_messages.append({**in_flight, "provider_message_id": None, "latency_ms": None})
+    async with serve(fake_edge(state)) as url:
+        edge = EdgeClient(url, lambda: "t")
+        try:
+            sync = EdgeMessageSync(database, edge, SqlMessageStore(database), SendLog(database))
+            assert await sync.run_once(now_ms=1) == 1
+            assert await database.fetch("SELECT COUNT(*) AS n FROM send_log", ()) == [{"n": 0}]
+            state.edge_messages.append({**in_flight, "seq": 4, "status": "queued"})  # the same message, now sent
+            assert await sync.run_once(now_ms=2) == 1
+        finally:
+            await edge.aclose()
+    rows = await database.fetch("SELECT status, ok FROM send_log", ())
+    assert [(r["status"], bool(r["ok"])) for r in rows] == [("queued", True)]
+    messages = await database.fetch("SELECT status FROM messages WHERE workspace_id = ?", ("ws1",))
+    assert messages == [{"status": "queued"}]

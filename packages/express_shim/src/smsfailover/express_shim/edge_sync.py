@@ -91,6 +91,8 @@ class EdgeMessageSync:
             log_event("edge_sync_skipped_malformed", level=logging.WARNING, error=type(exc).__name__)
             return False
         status = str(message.get("status"))
+        if status == "unknown" and not message.get("error"):
+            return True  # still in flight at the edge: its outcome comes with a later page (the update bumps seq)
         latency = message.get("latency_ms")
         await self._send_log.record(
             workspace_id=str(message["workspace_id"]),
