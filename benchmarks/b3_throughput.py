@@ -170,7 +170,7 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
                     section.notes.append(f"{case.name}: answers by ledger {ledgers}")
                 if case.failover and await asyncio.to_thread(stack.heal_edge):
                     section.notes.append(f"{case.name}: the edge host's D1 broke under this load; edge restarted")
-    section.notes.append("Profile of the origin (SQLite, failover off, httpx2), share of own time, top functions:")
+    section.notes.append("Profile of the origin's event-loop thread (SQLite, failover off, httpx2), after start-up:")
     provider_share, top_own = float("nan"), "-"
     try:
         lines, provider_share, top_own = await _profile(stack, settings)

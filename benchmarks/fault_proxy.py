@@ -63,6 +63,7 @@ class FaultProxy:
         if plan.mode == "blackhole":
             self.injected += 1
             await asyncio.sleep(NEVER_S)
+            return web.Response(status=504, text="held past every client timeout (injected by the benchmark)")
         if plan.mode == "fail_ratio" and self._dice.random() < plan.ratio:
             self.injected += 1
             return web.Response(status=502, text="bad gateway (injected by the benchmark)")
