@@ -43,7 +43,10 @@ class SlowTailProxy(FaultProxy):
         if self.enabled and request.method == "POST" and self.tail_dice.random() < SLOW_SHARE:
             self.slow += 1
             await asyncio.sleep(SLOW_HOLD_S)
-        return await super()._handle(request)
+        try:
+            return await super()._handle(request)
+        except ConnectionResetError:  # the client cancelled the outrun origin attempt: expected under hedging
+            return web.Response(status=499, text="client closed the request")
 
 
 @dataclass
