@@ -432,7 +432,9 @@ def _settings_text(settings: dict[str, Any]) -> str:
 
 def _reset_text(value: dict[str, Any]) -> str:
     if value.get("shared"):
-        return f"shared circuit breaker for {value['origin_url']} closed for every process (SMSFAILOVER_BREAKER_REDIS_URL)"
+        return (
+            f"shared circuit breaker for {value['origin_url']} closed for every process (SMSFAILOVER_BREAKER_REDIS_URL)"
+        )
     return f"circuit breaker for {value['origin_url']} closed (breakers live in each client process)"
 
 
