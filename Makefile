@@ -40,7 +40,7 @@ test-fast: bootstrap ## the unit tests only
 lint: bootstrap ## ruff (lint + format check) and mypy strict
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy packages tests
+	$(RUN) mypy packages tests benchmarks
 
 fmt: bootstrap ## format and fix what ruff can
 	$(RUN) ruff format .
