@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The background tasks poll the edge every few seconds: one INFO line per request would drown the events.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
         config = OriginConfig.from_env()
     except ConfigError as exc:
