@@ -38,7 +38,7 @@ async def _load(stack: BenchStack, url: str, workspace: str, settings: RunSettin
         token=stack.token(workspace),
         workspace=workspace,
         concurrency=CONCURRENCY,
-        duration_s=settings.seconds(3.0, 0.8),
+        duration_s=settings.seconds(2.5, 0.8),
         warmup_s=settings.seconds(0.7, 0.3),
     )
 
@@ -143,7 +143,7 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
     section = Section("3", "Origin throughput (32 concurrent clients, provider simulator answering at once)")
     section.setup = (
         f"{CONCURRENCY} concurrent keep-alive clients (aiohttp load generator, closed loop), "
-        f"{settings.seconds(3.0, 0.8):.1f} s measured after a {settings.seconds(0.7, 0.3):.1f} s warm-up, "
+        f"{settings.seconds(2.5, 0.8):.1f} s measured after a {settings.seconds(0.7, 0.3):.1f} s warm-up, "
         f"{settings.repeats} repeats per case; every send a fresh idempotency key; origin, simulator, edge host and "
         "load generator share the machine's cores. Baseline: a bare Starlette endpoint under the same uvicorn."
     )

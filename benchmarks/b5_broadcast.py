@@ -83,6 +83,11 @@ async def broadcast(stack: BenchStack, origin_url: str, workspace: str, count: i
     return BroadcastRun(wall, rss, code, summary, sum(bodies.values()), duplicates)
 
 
+def _failed(run: BroadcastRun) -> int:
+    failed = run.summary.get("failed", [])
+    return len(failed) if isinstance(failed, list) else 0
+
+
 def _describe(name: str, run: BroadcastRun) -> str:
     s = run.summary
     failed = s.get("failed", [])
@@ -116,6 +121,8 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
         await set_failover(stack, origin.url, WS_FAILOVER, True)
         proxy.plan = ProxyPlan(mode="fail_ratio", ratio=FAIL_RATIO)
         faulty = await broadcast(stack, proxy.url, WS_FAILOVER, count)
+        if _failed(faulty) and await asyncio.to_thread(stack.heal_edge):
+            section.notes.append("the edge host's D1 broke during the broadcast (edge restarted afterwards)")
     finally:
         await proxy.stop()
         await asyncio.to_thread(stack.stop, origin)
@@ -146,7 +153,9 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
     by_endpoint = faulty.summary.get("by_endpoint", {})
     edge_sent = by_endpoint.get("edge", 0) if isinstance(by_endpoint, dict) else 0
     section.reading = (
-        f"Duplicates: {faulty.duplicates} (must be 0) over {faulty.received:,} provider messages for {count:,} rows. "
+        f"Duplicates: {faulty.duplicates} (must be 0) over {faulty.received:,} provider messages for {count:,} rows; "
+        f"{_failed(faulty)} rows failed (both the origin and the edge attempt failed; the CLI reports them and a "
+        "re-run of the same broadcast id sends only those). "
         f"The proxy failed {proxy.injected} origin requests; the edge sent {edge_sent} messages, more than that "
         "because each time three failures came in a row the breaker opened and sent everything to the edge for "
         f"{BREAKER_OPEN_S:.0f} s. With failover on the broadcast ran at {faulty.per_second:,.0f} msg/s against "

@@ -82,7 +82,7 @@ async def _run_once(stack: BenchStack, proxy: SlowTailProxy, count: int, *, hedg
 
 
 async def run(stack: BenchStack, settings: RunSettings) -> Section:
-    count = settings.pick(300, 40)
+    count = settings.pick(120, 40)  # make bench must finish within 10 minutes on 2 cores
     section = Section("7", "Hedging against a slow-tailed origin (issue 8)")
     section.setup = (
         f"Failover on. A proxy in front of the real origin holds {SLOW_SHARE:.0%} of send requests (seeded) for "
