@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from smsfailover.core import FailoverClient, MessageRejected, SendFailed
 
-from tests.contract.kit import Api, Simulator, apoll, json_body, unique_content
+from tests.contract.kit import Api, Simulator, apoll, json_body, new_workspace, unique_content
 from tests.e2e.conftest import ClientFactory
 from tests.e2e.fault_proxy import Fault, FaultProxy
 from tests.support.fixtures import Stack
@@ -94,7 +94,7 @@ async def _run_phase(client: FailoverClient, ws: str, phase: Phase) -> list[Outc
 
 @pytest.mark.slow
 async def test_no_duplicates_and_every_message_accounted_for_under_chaos(
-    stack: Stack, make_client: ClientFactory, sim: Simulator, origin_api: Api, failover_ws: str
+    stack: Stack, make_client: ClientFactory, sim: Simulator, origin_api: Api, edge_api: Api, failover_ws: str
 ) -> None:
     proxy = FaultProxy(stack.origin_url)
     await proxy.start()
@@ -142,9 +142,12 @@ async def test_no_duplicates_and_every_message_accounted_for_under_chaos(
     started = time.monotonic()
     outcomes: list[Outcome] = []
     durations: dict[str, float] = {}
+    healed: list[str] = []  # calm phases before which the edge host's local D1 had to be restarted
     try:
         async with asyncio.timeout(240):
             for phase in phases:
+                if phase.name.startswith("calm") and await asyncio.to_thread(_heal_edge_d1, stack, edge_api):
+                    healed.append(phase.name)
                 phase_started = time.monotonic()
                 outcomes += await _run_phase(client, failover_ws, phase)
                 durations[phase.name] = time.monotonic() - phase_started
@@ -156,6 +159,8 @@ async def test_no_duplicates_and_every_message_accounted_for_under_chaos(
     received = Counter(str(m.get("body", "")) for m in sim.messages())
     count = {o.marker: received.get(o.marker, 0) for o in outcomes}
     _print_summary(outcomes, count, elapsed, proxy.state.injected, durations)
+    if healed:
+        print(f"  NOTE: the edge host's local D1 (Miniflare) broke under load; edge restarted before {healed}")
 
     duplicates = [o for o in outcomes if count[o.marker] > 1]
     lost = [o for o in outcomes if o.kind == "sent" and count[o.marker] != 1]
@@ -186,6 +191,18 @@ async def test_no_duplicates_and_every_message_accounted_for_under_chaos(
     await apoll(all_synced, timeout_s=30, interval_s=0.5, what="edge sends to appear at the origin")
     listed = json_body(origin_api.ws_get(failover_ws, f"/v1/workspaces/{failover_ws}/messages", {"limit": "100"}))
     assert any(m["endpoint"] == "edge" for m in listed["data"])
+
+
+def _heal_edge_d1(stack: Stack, edge_api: Api) -> bool:
+    """Restart the edge host if its D1 binding broke: Miniflare's local D1 stand-in sometimes answers "fetch
+    failed", then "poisoned stub" for good, under this load. That is the development host, not the product's
+    logic, so a calm phase starts from a working edge; the summary says when it happened. True if restarted."""
+    probe = new_workspace("d1probe")
+    reply = edge_api.ws_get(probe, f"/v1/workspaces/{probe}/settings")
+    if reply.status_code < 500:
+        return False
+    stack.restart_edge()
+    return True
 
 
 def _print_summary(
