@@ -147,7 +147,7 @@ async function main() {
   const applied = await applyMigrations(d1, path.join(PACKAGE_DIR, "migrations"));
   if (applied.length) console.log(`applied D1 migrations: ${applied.join(", ")}`);
 
-  const env = { ...vars, DB: wrapD1(d1) };
+  const env = { ...vars, DB: wrapD1(d1, () => mf.getD1Database("DB")) };
   const { py, timings } = await startPython(path.resolve(opts["python-modules"]));
   const Default = py.get("Default");
   const makeRequest = py.get("make_request");
