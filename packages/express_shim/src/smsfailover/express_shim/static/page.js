@@ -118,6 +118,7 @@
   }
 
   function showFreshness() {
+    if (sessionEnded) return; // keep the sign-in message: the clock must not paint over it
     const seconds = Math.round((Date.now() - lastUpdate) / 1000);
     const stale = seconds >= STALE_S;
     freshness.classList.toggle("stale", stale);
@@ -131,6 +132,8 @@
     try {
       const response = await fetch(live.dataset.liveUrl, { credentials: "same-origin", cache: "no-store" });
       if (response.status === 401) {
+        sessionEnded = true;
+        freshness.classList.add("stale");
         freshness.textContent = "Your session has ended; reload the page to sign in again.";
         return; // stop polling: nothing will succeed until the user signs in again
       }
@@ -147,6 +150,7 @@
   for (const card of live.querySelectorAll("[data-endpoint]")) {
     lastStates[card.dataset.endpoint] = card.querySelector("[data-field='state']").className.replace("state state-", "");
   }
+  let sessionEnded = false;
   window.setInterval(showFreshness, 1000);
   poll();
 })();
