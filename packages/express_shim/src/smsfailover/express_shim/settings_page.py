@@ -25,6 +25,7 @@ from smsfailover.express_shim.latency_chart import latency_chart
 from smsfailover.express_shim.routes_workspace import parse_settings_patch, settings_body
 from smsfailover.express_shim.services import OriginServices
 from smsfailover.express_shim.shared_breaker import steer_breaker
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -147,14 +148,20 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
-async def toggle_form(request: Request) -> Response:
-    """The switch as a plain form post (no JavaScript): set, then back to the page."""
+async def _guarded_form(request: Request) -> tuple[FormData, str, Response | None]:
+    """A page form post: CSRF checked, then the same workspace guard as the page itself."""
     form = await request.form()
     try:
         page_auth.check_write(request, str(form.get(page_auth.CSRF_FIELD, "")))
     except ApiError as exc:
-        return _error_page(request, 403, "Request refused", exc.message)
+        return form, "", _error_page(request, 403, "Request refused", exc.message)
     ws, refused = await _guarded(request, "sms-failover")
+    return form, ws, refused
+
+
+async def toggle_form(request: Request) -> Response:
+    """The switch as a plain form post (no JavaScript): set, then back to the page."""
+    form, ws, refused = await _guarded_form(request)
     if refused is not None:
         return refused
     await _services(request).set_failover(ws, form.get("enabled") == "true")
@@ -163,12 +170,7 @@ async def toggle_form(request: Request) -> Response:
 
 async def breaker_form(request: Request) -> Response:
     """Reset or Isolate the fleet's shared breaker (form: action=reset|isolate), then back to the page."""
-    form = await request.form()
-    try:
-        page_auth.check_write(request, str(form.get(page_auth.CSRF_FIELD, "")))
-    except ApiError as exc:
-        return _error_page(request, 403, "Request refused", exc.message)
-    ws, refused = await _guarded(request, "sms-failover")
+    form, ws, refused = await _guarded_form(request)
     if refused is not None:
         return refused
     try:
