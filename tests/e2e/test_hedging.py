@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 from smsfailover.core import SendResult
-from smsfailover.core.router import ORIGIN
 
 from tests.contract.kit import Simulator, unique_content
 from tests.e2e.conftest import ClientFactory
@@ -24,7 +23,7 @@ async def test_hedged_sends_reach_the_provider_once_each(
         SMSFAILOVER_ORIGIN_TIMEOUT_S="3",
     )
     for _ in range(20):  # a fast origin history: p95 under the 250 ms floor, so hedges start at 250 ms
-        client.router.metrics.record(ORIGIN, ok=True, latency_ms=40.0)
+        client.router.hedge_latency.record(40.0)
     contents = [unique_content(f"hedge-{n}") for n in range(MESSAGES)]
     sim.set_faults(slow_after_accept_ms=1200)  # the provider records each message, then answers late
 

@@ -154,10 +154,36 @@ async def test_the_plain_fallback_maps_errors() -> None:
     with pytest.raises(SendFailed, match="could not be reached") as caught:
         await rig.client.send_message(to="+16266635938", content="x", workspace_id="w1")
     assert caught.value.attempts[0][1] == "connect_error"
+    await rig.client.aclose()
+
+
+def _lost(request: httpx2.Request) -> httpx2.Response:
+    raise httpx2.RemoteProtocolError("server disconnected", request=request)
+
+
+@pytest.mark.parametrize("answer", ["timeout", "connection_lost", "502", "504"])
+async def test_the_plain_fallback_keeps_a_may_have_sent_answer_unknown(answer: str) -> None:
+    rig = _broken_rig()
+    rig.endpoints.origin = [
+        {
+            "timeout": rig.endpoints.timeout(),
+            "connection_lost": _lost,
+            "502": error(502, "bad_gateway"),
+            "504": error(504, "gateway_timeout"),
+        }[answer]
+    ]
+    result = await rig.client.send_message(to="+16266635938", content="x", workspace_id="w1", idempotency_key="k9")
+    assert (result.status, result.message_id, result.endpoint) == ("unknown", None, "origin")
+    assert result.idempotency_key == "k9"
+    assert [a.endpoint for a in result.attempts] == ["origin"]
+    await rig.client.aclose()
+
+
+async def test_the_plain_fallback_times_its_attempt_on_the_injected_clock() -> None:
+    rig = _broken_rig()
     rig.endpoints.origin = [rig.endpoints.timeout()]
-    with pytest.raises(SendFailed) as timed_out:
-        await rig.client.send_message(to="+16266635938", content="x", workspace_id="w1")
-    assert timed_out.value.attempts[0][1] == "timeout"
+    result = await rig.client.send_message(to="+16266635938", content="x", workspace_id="w1")
+    assert result.attempts == (Attempt("origin", "timeout", 10_000.0),)
     await rig.client.aclose()
 
 
@@ -259,6 +285,16 @@ async def test_status_merges_the_origin_view_with_this_clients_breaker_and_metri
     assert merged["breaker"] == {"state": "closed", "consecutive_failures": 0, "remaining_open_s": 0.0}
     assert "shared_breaker" not in merged
     assert merged["client"]["endpoints"]["origin"]["requests"] == 1
+
+
+@pytest.mark.parametrize(("enabled", "ledger", "seen"), [(True, "local", "local"), (False, "local", None)])
+async def test_status_tells_the_router_which_ledger_the_origin_uses(
+    rig: Rig, enabled: bool, ledger: str, seen: str | None
+) -> None:
+    # A disabled workspace is always on the origin's own ledger: that says nothing about the origin's health.
+    rig.endpoints.origin = [lambda _: httpx2.Response(200, json={"enabled": enabled, "ledger": ledger})]
+    await rig.client.get_sms_failover_status("w1")
+    assert rig.client.router.origin_ledger == seen
 
 
 async def test_status_keeps_a_shared_breaker_apart(rig: Rig) -> None:

@@ -4,7 +4,7 @@ import asyncio
 
 import httpx2
 import pytest
-from smsfailover.core.errors import SendFailed
+from smsfailover.core.errors import MessageRejected, SendFailed
 from smsfailover.core.hedging import HEDGE_MIN_S, HedgeBudget, hedge_delay_s
 from smsfailover.core.router import BreakerRegistry, FailoverRouter, RouterConfig, RouteResult
 
@@ -32,7 +32,7 @@ class HedgeRig:
             breakers=BreakerRegistry(),
         )
         for _ in range(samples):
-            self.router.metrics.record("origin", ok=True, latency_ms=p95_ms)
+            self.router.hedge_latency.record(p95_ms)
 
     async def sleep(self, seconds: float) -> None:
         await self.fake_sleep(seconds)
@@ -173,3 +173,147 @@ async def test_both_failing_in_the_race_is_a_send_failure() -> None:
         await rig.send()
     assert sorted(a.outcome for a in failed.value.attempts) == ["server_error", "server_error"]
     assert rig.router.breaker.consecutive_failures == 1
+
+
+# -- what ends a race (issue 11) ------------------------------------------------------------------------------
+
+
+def origin_answer(status: int, *, ledger: str = "edge") -> httpx2.Response:
+    if status >= 300:
+        return httpx2.Response(status, json={"error": {"code": f"http_{status}", "message": "no"}})
+    return httpx2.Response(status, json=message("origin", ledger=ledger))
+
+
+async def test_a_rate_limited_edge_does_not_win_the_race() -> None:
+    rig = HedgeRig()
+
+    async def origin(request: httpx2.Request) -> httpx2.Response:
+        await rig.gate.wait()
+        for _ in range(20):  # answer well after the router has seen the edge's 429
+            await asyncio.sleep(0)
+        return httpx2.Response(201, json=message("origin", request.headers["idempotency-key"]))
+
+    rig.endpoints.origin = [origin]
+
+    def edge(_: httpx2.Request) -> httpx2.Response:
+        rig.gate.set()
+        return httpx2.Response(429, json={"error": {"code": "rate_limited", "message": "slow down"}})
+
+    rig.endpoints.edge = [edge]
+    result = await rig.send()  # the 429 waits for the origin, which sends
+    assert result.endpoint == "origin"
+    assert sorted((a.endpoint, a.outcome) for a in result.attempts) == [("edge", "rejected"), ("origin", "sent")]
+
+
+@pytest.mark.parametrize("status", [429, 408, 503])
+async def test_an_origin_that_answers_no_verdict_waits_for_the_edge(status: int) -> None:
+    rig = HedgeRig()
+    edge_gate = asyncio.Event()
+
+    async def origin(_: httpx2.Request) -> httpx2.Response:
+        await rig.gate.wait()
+        edge_gate.set()
+        return origin_answer(status)
+
+    async def edge(request: httpx2.Request) -> httpx2.Response:
+        rig.gate.set()
+        await edge_gate.wait()
+        return httpx2.Response(201, json=message("edge", request.headers["idempotency-key"]))
+
+    rig.endpoints.origin = [origin]
+    rig.endpoints.edge = [edge]
+    result = await rig.send()
+    assert result.endpoint == "edge"
+
+
+async def test_failover_disabled_at_the_edge_cannot_settle_a_race_the_origin_may_have_sent() -> None:
+    rig = HedgeRig()
+    rig.endpoints.origin = [rig.gated(status=504)]
+
+    def edge(_: httpx2.Request) -> httpx2.Response:
+        rig.gate.set()
+        return httpx2.Response(403, json={"error": {"code": "failover_disabled", "message": "off"}})
+
+    rig.endpoints.edge = [edge]
+    result = await rig.send()
+    assert (result.message, result.endpoint) == (None, "origin")  # unknown, not MessageRejected
+
+
+async def test_a_refusal_both_must_meet_ends_the_race() -> None:
+    rig = HedgeRig()
+    rig.endpoints.origin = [rig.gated()]  # never opened: the refusal ends the race without it
+    rig.endpoints.edge = [lambda _: httpx2.Response(422, json={"error": {"code": "invalid_content", "message": "x"}})]
+    with pytest.raises(MessageRejected) as caught:
+        await rig.send()
+    assert caught.value.code == "invalid_content"
+    assert sorted((a.endpoint, a.outcome) for a in caught.value.attempts) == [
+        ("edge", "rejected"),
+        ("origin", "cancelled"),
+    ]
+
+
+async def test_a_cancelled_hedged_attempt_is_neither_a_success_nor_a_failure() -> None:
+    rig = HedgeRig()
+    rig.endpoints.origin = [rig.gated()]
+    rig.endpoints.edge = [sent("edge")]
+    await rig.send()
+    origin = rig.router.metrics.snapshot().get("origin", {"requests": 0})
+    assert origin["requests"] == 0
+    assert rig.router.breaker.consecutive_failures == 0
+    # The hedge delay still sees the outrun attempt (censored at its cancel time), so its p95 does not drift down.
+    assert rig.router.hedge_latency.requests == 21
+
+
+# -- no hedge while the origin is on its local ledger ---------------------------------------------------------
+
+
+async def test_no_hedge_while_the_origin_answers_from_its_local_ledger() -> None:
+    rig = HedgeRig()
+    never = asyncio.Event()
+
+    async def no_timer(_: float) -> None:
+        await never.wait()
+
+    rig.router._sleep = no_timer  # the first send answers before any hedge
+    rig.endpoints.origin = [lambda _: origin_answer(201, ledger="local")]
+    await rig.router.send(BODY, token="tok", idempotency_key="k1")
+    assert rig.router.origin_ledger == "local"
+    rig.router._sleep = rig.sleep
+    rig.endpoints.origin = [lambda _: origin_answer(201, ledger="edge")]
+    rig.endpoints.calls.clear()
+    result = await rig.router.send(BODY, token="tok", idempotency_key="k2")  # slow, but a hedge would double-send
+    assert result.endpoint == "origin"
+    assert rig.endpoints.hosts() == ["origin"]
+    assert rig.router.hedge_budget.spent == 0
+    assert rig.router.origin_ledger == "edge"
+    rig.endpoints.origin = [rig.gated()]
+    rig.endpoints.edge = [sent("edge")]
+    again = await rig.send("k3")  # back on the shared ledger: hedging again
+    assert again.endpoint == "edge"
+    assert rig.router.hedge_budget.spent == 1
+
+
+async def test_plain_failover_stays_allowed_on_a_local_ledger() -> None:
+    rig = HedgeRig()
+    rig.router.observe_origin_ledger("local")
+    rig.endpoints.origin = [lambda _: origin_answer(503)]
+    rig.endpoints.edge = [sent("edge")]
+    result = await rig.send()
+    assert result.endpoint == "edge"
+    assert [(a.endpoint, a.outcome) for a in result.attempts] == [("origin", "server_error"), ("edge", "sent")]
+    assert rig.router.hedge_budget.spent == 0
+
+
+async def test_a_replayed_answer_does_not_move_the_ledger_view() -> None:
+    rig = HedgeRig()
+    rig.router.observe_origin_ledger("edge")
+    never = asyncio.Event()
+
+    async def no_timer(_: float) -> None:
+        await never.wait()
+
+    rig.router._sleep = no_timer
+    replay = {"Idempotent-Replayed": "true"}
+    rig.endpoints.origin = [lambda _: httpx2.Response(200, json=message("origin", ledger="local"), headers=replay)]
+    await rig.send()  # a replay says how the key was first sent, not which ledger the origin uses now
+    assert rig.router.origin_ledger == "edge"

@@ -15,6 +15,7 @@ from .fakes import (
     FakeClock,
     FakeEndpoints,
     FakeSleep,
+    Handler,
     StaticSettings,
     error,
     in_progress,
@@ -392,3 +393,137 @@ async def test_a_cancelled_probe_frees_the_slot_at_once(rig: Rig) -> None:
     result = await rig.send("next")
     assert [a.endpoint for a in result.attempts] == ["origin"]
     assert _state(rig) is BreakerState.CLOSED
+
+
+# -- what settles a send (issue 11): only a 2xx or a final 4xx; never a refusal after a may-have-sent attempt --
+
+
+def lost(request: httpx2.Request) -> httpx2.Response:
+    raise httpx2.RemoteProtocolError("server disconnected", request=request)
+
+
+def _may_have_sent(rig: Rig, outcome: str) -> Handler:
+    """An origin attempt after which the origin may have sent the message."""
+    return {
+        "timeout": rig.endpoints.timeout(),
+        "connection_lost": lost,
+        "502": error(502, "bad_gateway"),
+        "504": error(504, "gateway_timeout"),
+    }[outcome]
+
+
+MAY_HAVE_SENT = ["timeout", "connection_lost", "502", "504"]
+
+
+@pytest.mark.parametrize("origin", MAY_HAVE_SENT)
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(403, "failover_disabled"), (422, "provider_rejected"), (429, "rate_limited"), (408, "request_timeout")],
+)
+async def test_a_refusal_after_the_origin_may_have_sent_is_unknown(
+    rig: Rig, origin: str, status: int, code: str
+) -> None:
+    rig.endpoints.origin = [_may_have_sent(rig, origin)]
+    rig.endpoints.edge = [error(status, code)]
+    result = await rig.send()
+    assert result.message is None  # status "unknown": the origin may have sent it, the edge cannot say
+    assert result.endpoint == "origin"
+    assert rig.endpoints.hosts() == ["origin", "edge"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (422, "invalid_phone_number"),
+        (422, "invalid_content"),
+        (422, "invalid_media_url"),
+        (422, "invalid_workspace_id"),
+        (400, "invalid_json"),
+        (400, "missing_idempotency_key"),
+        (413, "payload_too_large"),
+        (401, "unauthorized"),
+        (403, "forbidden"),
+        (422, "idempotency_key_reused"),
+    ],
+)
+async def test_a_refusal_the_origin_met_too_still_rejects_after_a_timeout(rig: Rig, status: int, code: str) -> None:
+    rig.endpoints.origin = [rig.endpoints.timeout()]
+    rig.endpoints.edge = [error(status, code)]
+    with pytest.raises(MessageRejected) as caught:
+        await rig.send()
+    assert (caught.value.status, caught.value.code) == (status, code)
+
+
+async def test_a_refusal_after_an_origin_that_definitely_did_not_send_rejects(rig: Rig) -> None:
+    rig.endpoints.origin = [refused]
+    rig.endpoints.edge = [error(403, "failover_disabled")]
+    with pytest.raises(MessageRejected) as caught:
+        await rig.send()
+    assert caught.value.code == "failover_disabled"
+
+
+async def test_a_rate_limited_edge_after_a_refused_origin_goes_back_as_it_is(rig: Rig) -> None:
+    rig.endpoints.origin = [refused]
+    rig.endpoints.edge = [error(429, "rate_limited", **{"Retry-After": "1"})]
+    with pytest.raises(MessageRejected) as caught:
+        await rig.send()
+    assert (caught.value.status, caught.value.code) == (429, "rate_limited")
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_a_gateway_error_may_have_sent(rig: Rig, status: int) -> None:
+    rig.endpoints.origin = [error(status, "gateway")]
+    rig.endpoints.edge = [error(503, "provider_unavailable")]
+    result = await rig.send()  # the gateway lost the origin's answer: unknown, never "failed"
+    assert (result.message, result.endpoint) == (None, "origin")
+    assert rig.router.breaker.consecutive_failures == 1  # still an origin failure for the breaker
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_disabled_gateway_error_is_unknown(status: int) -> None:
+    rig = Rig(enabled=False)
+    rig.endpoints.origin = [error(status, "gateway")]
+    result = await rig.send()
+    assert (result.message, result.endpoint) == (None, "origin")
+    await rig.transport.aclose()
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [refused, error(503, "provider_unavailable"), error(500, "internal_error"), error(429, "rate_limited")],
+    ids=["refused", "503", "500", "429"],
+)
+async def test_an_unknown_result_names_the_endpoint_that_may_have_sent(rig: Rig, edge: Handler) -> None:
+    rig.endpoints.origin = [rig.endpoints.timeout()]
+    rig.endpoints.edge = [edge]
+    result = await rig.send()
+    assert (result.message, result.endpoint) == (None, "origin")  # the edge definitely did not send
+
+
+async def test_an_edge_that_may_have_sent_is_named(rig: Rig) -> None:
+    rig.endpoints.origin = [refused]
+    rig.endpoints.edge = [error(504, "gateway_timeout")]
+    result = await rig.send()
+    assert (result.message, result.endpoint) == (None, "edge")
+
+
+async def test_nothing_tried_at_the_deadline_names_the_origin_that_may_have_sent() -> None:
+    rig = Rig(send_deadline_s=2)
+    rig.endpoints.origin = [rig.endpoints.timeout()]
+    result = await rig.send()
+    assert (result.message, result.endpoint) == (None, "origin")  # the edge was never asked
+    await rig.transport.aclose()
+
+
+async def test_a_claim_in_flight_that_cannot_be_polled_may_have_sent(rig: Rig) -> None:
+    # The origin holds the key (409), then stops answering; the edge's refusal cannot settle it.
+    rig.endpoints.origin = [in_progress(), refused]
+    rig.endpoints.edge = [error(403, "failover_disabled")]
+    result = await rig.send()
+    assert (result.message, result.endpoint) == (None, "origin")
+
+
+async def test_a_refused_poll_of_a_claim_in_flight_is_unknown(rig: Rig) -> None:
+    rig.endpoints.origin = [in_progress(), error(401, "unauthorized")]
+    result = await rig.send()  # the GET was refused, the POST was not: the claim may still send
+    assert (result.message, result.endpoint) == (None, "origin")

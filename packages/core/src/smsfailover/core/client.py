@@ -26,13 +26,20 @@ from smsfailover.core.router import (
     Sleep,
 )
 from smsfailover.core.settings import CachedSettings, SettingsSource, settings_path
-from smsfailover.core.transport import EndpointTransport, TransportError, TransportReply, TransportTimeout
+from smsfailover.core.transport import (
+    EndpointTransport,
+    TransportError,
+    TransportLost,
+    TransportReply,
+    TransportTimeout,
+)
 
 if TYPE_CHECKING:
     from smsfailover.core.redis_breaker import RedisBreakerStore
 
 T = TypeVar("T")
 TOKEN_TTL_S = 3600
+_GATEWAY_5XX = frozenset({502, 504})  # a gateway lost the origin's answer: the origin may have sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,7 @@ class FailoverClient:
     ) -> None:
         self.config = config
         clock = clock if clock is not None else SystemClock()
+        self._clock = clock
         if transport is None:
             from smsfailover.core.transport import HttpxTransport
 
@@ -211,9 +219,10 @@ class FailoverClient:
         return SendResult.from_route(route)
 
     async def _plain_origin_send(self, body: Mapping[str, object], token: str, key: str) -> SendResult:
-        """The pre-failover behaviour, independent of the router's code: one POST to the origin."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        """The pre-failover behaviour, independent of the router's code: one POST to the origin. After a
+        timeout, a lost connection or a 502/504 the origin may have sent: that is an unknown result, never
+        SendFailed (a caller told "failed" would send again under a new key)."""
+        started = self._clock.monotonic()
         try:
             reply = await self._transport.post_message(
                 self.config.origin_url,
@@ -222,12 +231,18 @@ class FailoverClient:
                 idempotency_key=key,
                 timeout_s=self.config.origin_only_timeout_s,
             )
+        except (TransportTimeout, TransportLost) as exc:
+            outcome = "timeout" if isinstance(exc, TransportTimeout) else "connection_lost"
+            return _plain_unknown(key, Attempt("origin", outcome, self._elapsed_ms(started)))
         except TransportError as exc:
-            outcome = "timeout" if isinstance(exc, TransportTimeout) else "connect_error"
-            attempt = Attempt("origin", outcome, round((loop.time() - started) * 1000, 1))
+            attempt = Attempt("origin", "connect_error", self._elapsed_ms(started))
             raise SendFailed(f"the origin could not be reached: {exc.reason}", attempts=(attempt,)) from exc
-        latency_ms = round((loop.time() - started) * 1000, 1)
-        return _plain_result(reply, key, latency_ms)
+        if reply.status in _GATEWAY_5XX:
+            return _plain_unknown(key, Attempt("origin", f"http_{reply.status}", self._elapsed_ms(started)))
+        return _plain_result(reply, key, self._elapsed_ms(started))
+
+    def _elapsed_ms(self, started: float) -> float:
+        return round((self._clock.monotonic() - started) * 1000, 1)
 
     # -- settings and status ---------------------------------------------------------------------------------
 
@@ -255,6 +270,8 @@ class FailoverClient:
             # The short origin timeout: there is a fallback answer if the origin is slow.
             status = await self._origin_json("GET", path, workspace_id, auth, timeout_s=self.config.origin_timeout_s)
             status["origin_reachable"] = True
+            if status.get("enabled") is True:  # a disabled workspace is on the origin's own ledger anyway
+                self.router.observe_origin_ledger(status.get("ledger"))
         except SendFailed as exc:
             enabled = await self._cache.failover_enabled(workspace_id, token=auth)
             status = {
@@ -375,6 +392,11 @@ def _rejection(reply: TransportReply, attempts: tuple[Attempt, ...]) -> SmsFailo
     if reply.status >= 500:
         return SendFailed(f"{message} ({code})", attempts=attempts)
     return MessageRejected(message, code=code, status=reply.status, field=field, attempts=attempts)
+
+
+def _plain_unknown(key: str, attempt: Attempt) -> SendResult:
+    log_event("client.plain_send_unknown", level=logging.WARNING, idempotency_key=key, outcome=attempt.outcome)
+    return SendResult.from_route(RouteResult(None, "origin", key, (attempt,), attempt.latency_ms, False))
 
 
 def _plain_result(reply: TransportReply, key: str, latency_ms: float) -> SendResult:

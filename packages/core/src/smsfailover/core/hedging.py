@@ -8,6 +8,9 @@ brownout every origin call is slow, and hedging them all would double the traffi
 
 from __future__ import annotations
 
+from smsfailover.core.clock import Clock
+from smsfailover.core.metrics import SlidingWindowMetrics
+
 HEDGE_MIN_S = 0.25  # below this a hedge mostly duplicates calls that were about to answer
 HEDGE_MIN_SAMPLES = 10  # fewer origin latencies than this: no trustworthy p95, plain failover
 
@@ -19,6 +22,27 @@ def hedge_delay_s(p95_ms: float | None, *, samples: int, origin_timeout_s: float
         return None
     delay = min(max(p95_ms / 1000.0, HEDGE_MIN_S), origin_timeout_s)
     return None if delay >= origin_timeout_s else delay
+
+
+class OriginLatency:
+    """The origin latencies the hedge delay is read from: every origin answer, plus each outrun (cancelled)
+    attempt at the time it was cancelled. The client's metrics leave an outrun attempt out (it is neither a
+    success nor a failure), but the delay must see it: dropping the slowest calls would pull the p95 down
+    and hedge more and more."""
+
+    def __init__(self, clock: Clock, *, window_s: float = 900.0) -> None:
+        self._window = SlidingWindowMetrics(clock, window_s=window_s)
+
+    @property
+    def requests(self) -> int:
+        return self._window.stats().requests
+
+    def record(self, latency_ms: float) -> None:
+        self._window.record(ok=True, latency_ms=latency_ms)
+
+    def delay_s(self, *, origin_timeout_s: float) -> float | None:
+        stats = self._window.stats()
+        return hedge_delay_s(stats.p95_ms, samples=stats.requests, origin_timeout_s=origin_timeout_s)
 
 
 class HedgeBudget:

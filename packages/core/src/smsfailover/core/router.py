@@ -7,8 +7,14 @@
                         breaker open, or another probe in flight ─────────────────────┤
                                                                   edge (5 s) ◀────────┘
                                                                    ├── 2xx ──▶ result (`endpoint` from body)
-                                                                   ├── 4xx ──▶ MessageRejected
-                                                                   └── else ─▶ SendFailed(attempts)
+                                                                   ├── 4xx ──▶ MessageRejected (or unknown)
+                                                                   └── else ─▶ SendFailed (or unknown)
+
+Only a 2xx or a final 4xx settles a send (shared/DESIGN.md, "the router's side"). After an attempt that may
+have sent (a timeout after the request was written, a connection lost mid-request, a 502/504 from a gateway,
+a claim still in flight) the result is `unknown`, naming that endpoint, unless another attempt answers 2xx or
+a refusal the first must have met too (validation, auth, a reused key). 408, 429, 503 and other 5xx mean
+"not sent here" and nothing more: in a hedge race they wait for the other attempt.
 
 `409 idempotency_in_progress` from either endpoint means the key is claimed and in flight (perhaps by our
 own timed-out origin attempt): the router then polls `GET /v1/messages?idempotency_key=` on that endpoint,
@@ -23,13 +29,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from smsfailover.core.breaker import BreakerPolicy, CircuitBreaker, StateChange
 from smsfailover.core.breaker_store import BreakerStore, LocalBreakerStore, StorePermission
 from smsfailover.core.clock import Clock, SystemClock
 from smsfailover.core.errors import MessageRejected, SendFailed
-from smsfailover.core.hedging import HedgeBudget, hedge_delay_s
+from smsfailover.core.hedging import HedgeBudget, OriginLatency
 from smsfailover.core.log import log_event
 from smsfailover.core.metrics import EndpointMetrics
 from smsfailover.core.settings import SettingsSource
@@ -52,12 +58,47 @@ class Outcome(StrEnum):
     SENT = "sent"  # 2xx, first send
     REPLAYED = "replayed"  # 2xx with Idempotent-Replayed, or found by polling the key
     REJECTED = "rejected"  # 4xx
-    SERVER_ERROR = "server_error"  # 5xx
+    SERVER_ERROR = "server_error"  # 5xx other than 502/504
+    GATEWAY_ERROR = "gateway_error"  # 502/504: a gateway lost the endpoint's answer; it may have sent
     TIMEOUT = "timeout"
     CONNECT_ERROR = "connect_error"
     CONNECTION_LOST = "connection_lost"  # the request went out, then the connection broke
     IN_PROGRESS = "in_progress"  # still claimed elsewhere when the deadline ran out
     CANCELLED = "cancelled"  # a hedged attempt that lost the race to the other endpoint
+
+
+class _Verdict(StrEnum):
+    """What one answer says about the message (its health verdict for the breaker is separate)."""
+
+    SENT = "sent"  # 2xx: settled
+    REFUSED = "refused"  # a final 4xx: not sent there, and it will not be
+    NOT_SENT = "not_sent"  # 408/429/503/other 5xx, a refused connection, never asked: not sent there
+    MAYBE_SENT = "maybe_sent"  # timeout, lost connection, 502/504, a claim in flight, a cancelled attempt
+
+
+# Refusals every endpoint gives the same request, so an attempt that may have sent must have met them too.
+_SHARED_REFUSALS = frozenset(
+    {
+        "invalid_phone_number",
+        "invalid_content",
+        "invalid_media_url",
+        "invalid_workspace_id",
+        "invalid_contact_id",
+        "invalid_idempotency_key",
+        "invalid_request",
+        "invalid_json",
+        "missing_idempotency_key",
+        "payload_too_large",
+        "unauthorized",
+        "forbidden",
+        "idempotency_key_reused",
+    }
+)
+_NO_VERDICT_4XX = frozenset({408, 429})  # "not now": nothing was sent, and the key was not judged
+_GATEWAY_5XX = frozenset({502, 504})
+_FAILOVER_OUTCOMES = frozenset(
+    {Outcome.TIMEOUT, Outcome.CONNECT_ERROR, Outcome.CONNECTION_LOST, Outcome.SERVER_ERROR, Outcome.GATEWAY_ERROR}
+)
 
 
 class Attempt(NamedTuple):
@@ -160,8 +201,14 @@ class _EndpointAnswer:
     """What one endpoint finally said, after any 409 polling."""
 
     attempt: Attempt
-    reply: TransportReply | None  # None on timeout / connection error / deadline
+    reply: TransportReply | None  # the HTTP answer; None on timeout / connection error / deadline / cancel
     healthy: bool | None  # True: it answered well; False: count against it; None: no verdict
+    verdict: _Verdict
+
+    @property
+    def shared_refusal(self) -> bool:
+        """A final 4xx that any attempt of this request meets, wherever it went."""
+        return self.verdict is _Verdict.REFUSED and self.reply is not None and self.reply.error_code in _SHARED_REFUSALS
 
 
 class FailoverRouter:
@@ -189,6 +236,15 @@ class FailoverRouter:
             breaker_store if breaker_store is not None else LocalBreakerStore(self.breaker)
         )
         self.hedge_budget = HedgeBudget(config.hedge_budget_ratio)
+        self.hedge_latency = OriginLatency(self._clock)
+        # The `ledger` of the origin's last fresh answer: "local" means it sends on its own ledger (degraded),
+        # where a hedged edge attempt cannot see its claims and would send the message a second time.
+        self.origin_ledger: str | None = None
+
+    def observe_origin_ledger(self, ledger: object) -> None:
+        """Remember which ledger the origin says it uses (a fresh send, its status, or its health)."""
+        if ledger in ("edge", "local"):
+            self.origin_ledger = str(ledger)
 
     async def send(self, body: Mapping[str, object], *, token: str, idempotency_key: str) -> RouteResult:
         started = self._clock.monotonic()
@@ -203,10 +259,10 @@ class FailoverRouter:
 
     async def send_origin_only(self, send: _Send) -> RouteResult:
         answer = await self._try_endpoint(ORIGIN, send, self.config.origin_only_timeout_s)
-        return self._finish(send, [answer.attempt], answer, enabled=False)
+        return self._finish(send, [answer], enabled=False)
 
     async def _send_with_failover(self, send: _Send) -> RouteResult:
-        attempts: list[Attempt] = []
+        answers: list[_EndpointAnswer] = []
         permission = await self.breaker_store.acquire()
         if self.config.hedging:
             self.hedge_budget.deposit()
@@ -214,18 +270,18 @@ class FailoverRouter:
             origin = asyncio.ensure_future(self._try_endpoint(ORIGIN, send, self.config.origin_timeout_s))
             try:
                 if await self._should_hedge(send, origin):
-                    winner = await self._race(send, permission, origin, attempts)
-                    return self._finish(send, attempts, winner, enabled=True)
+                    await self._race(send, permission, origin, answers)
+                    return self._finish(send, answers, enabled=True)
                 answer = await origin
             except BaseException:  # cancelled (or a bug): free a probe slot now instead of after its timeout
                 origin.cancel()
                 if not origin.done() or origin.cancelled():
                     self.breaker_store.release(permission)
                 raise
-            attempts.append(answer.attempt)
-            await self._report(permission, answer.healthy)
-            if answer.reply is not None or answer.attempt.outcome == Outcome.IN_PROGRESS:
-                return self._finish(send, attempts, answer, enabled=True)
+            answers.append(answer)
+            await self._origin_answered(permission, answer)
+            if answer.attempt.outcome not in _FAILOVER_OUTCOMES:  # 2xx, 4xx (429 too), or still in flight
+                return self._finish(send, answers, enabled=True)
             log_event(
                 "route.failover",
                 level=logging.WARNING,
@@ -243,17 +299,17 @@ class FailoverRouter:
                 state=self.breaker.state.value,
                 remaining_open_s=round(self.breaker.remaining_open_s, 3),
             )
-        answer = await self._try_endpoint(EDGE, send, self.config.edge_timeout_s)
-        attempts.append(answer.attempt)
-        return self._finish(send, attempts, answer, enabled=True)
+        answers.append(await self._try_endpoint(EDGE, send, self.config.edge_timeout_s))
+        return self._finish(send, answers, enabled=True)
 
     async def _should_hedge(self, send: _Send, origin: asyncio.Future[_EndpointAnswer]) -> bool:
         """Wait up to the hedge delay for the origin; True when it is still running and the budget allows a
         hedge. False: plain failover (hedging off, too few samples, a fast answer, or the budget spent)."""
         if not self.config.hedging:
             return False
-        stats = self.metrics.for_endpoint(ORIGIN).stats()
-        delay = hedge_delay_s(stats.p95_ms, samples=stats.requests, origin_timeout_s=self.config.origin_timeout_s)
+        if self.origin_ledger == "local":
+            return False  # the edge cannot see the origin's claims: a hedge would be a second send
+        delay = self.hedge_latency.delay_s(origin_timeout_s=self.config.origin_timeout_s)
         if delay is None:
             return False
         timer: asyncio.Future[Any] = asyncio.ensure_future(self._sleep(delay))
@@ -280,40 +336,41 @@ class FailoverRouter:
         send: _Send,
         permission: StorePermission,
         origin: asyncio.Future[_EndpointAnswer],
-        attempts: list[Attempt],
-    ) -> _EndpointAnswer:
-        """Both in flight; the first definite answer (2xx or 4xx) wins and the other is cancelled. The same key
-        rides on both, so at most one of them reaches the provider."""
+        answers: list[_EndpointAnswer],
+    ) -> None:
+        """Both in flight with the same key, so at most one of them reaches the provider. A 2xx ends the race,
+        and so does a refusal the other attempt must meet too; any other answer waits for the other attempt,
+        which may still send. The loser of an ended race is cancelled."""
         edge = asyncio.ensure_future(self._try_endpoint(EDGE, send, self.config.edge_timeout_s))
-        pending: set[asyncio.Future[_EndpointAnswer]] = {origin, edge}
-        answers: dict[str, _EndpointAnswer] = {}
-        winner: _EndpointAnswer | None = None
+        tasks = {ORIGIN: origin, EDGE: edge}  # the origin first: its breaker report is awaited before the edge
         try:
-            while pending and winner is None:
-                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for name, task in ((ORIGIN, origin), (EDGE, edge)):
-                    if task.done() and name not in answers:
-                        answers[name] = answer = task.result()
-                        attempts.append(answer.attempt)
+            while not _race_over(answers, len(tasks)):
+                await asyncio.wait([t for t in tasks.values() if not t.done()], return_when=asyncio.FIRST_COMPLETED)
+                for name, task in tasks.items():
+                    if task.done() and name not in _endpoints(answers):
+                        answers.append(task.result())
                         if name == ORIGIN:
-                            await self._report(permission, answer.healthy)
-                        if winner is None and answer.reply is not None:
-                            winner = answer
+                            await self._origin_answered(permission, answers[-1])
         finally:
-            for task in pending:
+            for task in tasks.values():
                 task.cancel()
-            if ORIGIN not in answers:
+            if ORIGIN not in _endpoints(answers):
                 self.breaker_store.release(permission)  # outrun, not failed: no verdict on the origin
-        for name in (ORIGIN, EDGE):
-            if name not in answers:
-                latency_ms = round((self._clock.monotonic() - send.started) * 1000, 1)
-                attempts.append(Attempt(name, Outcome.CANCELLED.value, latency_ms))
-                if name == ORIGIN:  # censored at this latency: keeps the p95 honest instead of drifting down
-                    self.metrics.record(ORIGIN, ok=True, latency_ms=latency_ms)
-        if winner is None:  # neither answered: an in-flight claim says more than a failure
-            in_flight = [a for a in answers.values() if a.attempt.outcome == Outcome.IN_PROGRESS]
-            winner = in_flight[0] if in_flight else answers[EDGE]
-        return winner
+        answers.extend(self._cancelled(name, send) for name in tasks if name not in _endpoints(answers))
+
+    def _cancelled(self, endpoint: str, send: _Send) -> _EndpointAnswer:
+        """An outrun attempt: no success, no failure (metrics and breaker skip it). Its request may have gone
+        out. The origin's elapsed time still feeds the hedge delay, as a lower bound of its latency."""
+        latency_ms = round((self._clock.monotonic() - send.started) * 1000, 1)
+        if endpoint == ORIGIN:
+            self.hedge_latency.record(latency_ms)
+        return _EndpointAnswer(Attempt(endpoint, Outcome.CANCELLED.value, latency_ms), None, None, _Verdict.MAYBE_SENT)
+
+    async def _origin_answered(self, permission: StorePermission, answer: _EndpointAnswer) -> None:
+        await self._report(permission, answer.healthy)
+        if answer.attempt.outcome == Outcome.SENT and answer.reply is not None:
+            # Only a fresh send says which ledger the origin uses now; a replay says how the key was first sent.
+            self.observe_origin_ledger((answer.reply.json or {}).get("ledger"))
 
     async def _report(self, permission: StorePermission, healthy: bool | None) -> None:
         if healthy is None:
@@ -346,7 +403,11 @@ class FailoverRouter:
                     )
             except TransportError as exc:
                 outcome = _TRANSPORT_OUTCOME.get(type(exc), Outcome.CONNECT_ERROR)
-                return self._answer(endpoint, outcome, started, None, healthy=False)
+                # Only a refused connection of a POST proves nothing went out; while polling, the key is
+                # claimed at this endpoint, and losing the endpoint leaves that claim unknown.
+                sure = outcome is Outcome.CONNECT_ERROR and post
+                verdict = _Verdict.NOT_SENT if sure else _Verdict.MAYBE_SENT
+                return self._answer(endpoint, outcome, started, None, healthy=False, verdict=verdict)
             if reply.status == 409 and reply.error_code == "idempotency_in_progress":
                 wait = reply.retry_after_s(self.config.in_progress_retry_s)
                 log_event(
@@ -363,16 +424,22 @@ class FailoverRouter:
                 post = True  # the claim was released without a send: sending again is safe
                 continue
             return self._classify(endpoint, started, reply, polled=not post)
-        return self._answer(endpoint, Outcome.IN_PROGRESS, started, None, healthy=None)
+        # Out of time: a claim seen in flight (409) may still send; if nothing was asked, nothing was sent.
+        verdict = _Verdict.NOT_SENT if post else _Verdict.MAYBE_SENT
+        return self._answer(endpoint, Outcome.IN_PROGRESS, started, None, healthy=None, verdict=verdict)
 
     def _classify(self, endpoint: str, started: float, reply: TransportReply, *, polled: bool) -> _EndpointAnswer:
-        if 200 <= reply.status < 300:
+        status = reply.status
+        # A failed GET of a key claimed in flight says nothing about that claim.
+        verdict = _verdict_of(status) if not polled or 200 <= status < 300 else _Verdict.MAYBE_SENT
+        if 200 <= status < 300:
             replayed = polled or reply.headers.get("idempotent-replayed", "").lower() == "true"
             outcome = Outcome.REPLAYED if replayed else Outcome.SENT
-            return self._answer(endpoint, outcome, started, reply, healthy=True)
-        if 400 <= reply.status < 500:
-            return self._answer(endpoint, Outcome.REJECTED, started, reply, healthy=None)
-        return self._answer(endpoint, Outcome.SERVER_ERROR, started, None, healthy=False)
+            return self._answer(endpoint, outcome, started, reply, healthy=True, verdict=verdict)
+        if 400 <= status < 500:
+            return self._answer(endpoint, Outcome.REJECTED, started, reply, healthy=None, verdict=verdict)
+        outcome = Outcome.GATEWAY_ERROR if status in _GATEWAY_5XX else Outcome.SERVER_ERROR
+        return self._answer(endpoint, outcome, started, reply, healthy=False, verdict=verdict)
 
     def _answer(
         self,
@@ -382,49 +449,81 @@ class FailoverRouter:
         reply: TransportReply | None,
         *,
         healthy: bool | None,
+        verdict: _Verdict,
     ) -> _EndpointAnswer:
         latency_ms = round((self._clock.monotonic() - started) * 1000, 1)
         if outcome is not Outcome.IN_PROGRESS:
             self.metrics.record(endpoint, ok=healthy is not False, latency_ms=latency_ms)
-        return _EndpointAnswer(Attempt(endpoint, outcome.value, latency_ms), reply, healthy)
+            if endpoint == ORIGIN:
+                self.hedge_latency.record(latency_ms)
+        return _EndpointAnswer(Attempt(endpoint, outcome.value, latency_ms), reply, healthy, verdict)
 
-    def _finish(self, send: _Send, attempts: list[Attempt], answer: _EndpointAnswer, *, enabled: bool) -> RouteResult:
-        latency_ms = round((self._clock.monotonic() - send.started) * 1000, 1)
-        last = answer.attempt
-        if answer.reply is not None and answer.attempt.outcome == Outcome.REJECTED:
-            error = _error_of(answer.reply)
-            log_event(
-                "route.rejected",
-                endpoint=last.endpoint,
-                status=answer.reply.status,
-                code=error[0],
-                workspace_id=send.workspace_id,
-                idempotency_key=send.idempotency_key,
-            )
-            raise MessageRejected(
-                error[1], code=error[0], status=answer.reply.status, field=error[2], attempts=tuple(attempts)
-            )
-        if answer.reply is None and last.outcome != Outcome.IN_PROGRESS and not _may_have_sent(attempts):
-            log_event(
-                "route.failed",
-                level=logging.ERROR,
-                attempts=len(attempts),
-                workspace_id=send.workspace_id,
-                idempotency_key=send.idempotency_key,
-            )
-            raise SendFailed(_failure_text(attempts), attempts=tuple(attempts))
-        message = answer.reply.json if answer.reply is not None else None
-        endpoint = str((message or {}).get("endpoint") or last.endpoint)
+    def _finish(self, send: _Send, answers: list[_EndpointAnswer], *, enabled: bool) -> RouteResult:
+        """Settle the send from every answer it got (see the module docstring)."""
+        attempts = tuple(a.attempt for a in answers)
+        sent = _first(answers, _Verdict.SENT)
+        if sent is not None:
+            return self._result(send, attempts, sent, enabled)
+        refused = _first(answers, _Verdict.REFUSED)
+        maybe = [a for a in answers if a.verdict is _Verdict.MAYBE_SENT]
+        if refused is not None and refused.reply is not None and (not maybe or refused.shared_refusal):
+            self._reject(send, attempts, refused.attempt.endpoint, refused.reply)
+        if maybe:  # unknown, at the endpoint that may have sent; a refusal elsewhere cannot say it did not
+            if refused is not None:
+                self._log_unsettled(send, refused, maybe[-1])
+            return self._result(send, attempts, maybe[-1], enabled)
+        for answer in reversed(answers):  # 408/429 go back as they are: the caller retries later, same key
+            if answer.reply is not None and answer.reply.status in _NO_VERDICT_4XX:
+                self._reject(send, attempts, answer.attempt.endpoint, answer.reply)
         log_event(
-            "route.done",
+            "route.failed",
+            level=logging.ERROR,
+            attempts=len(attempts),
+            workspace_id=send.workspace_id,
+            idempotency_key=send.idempotency_key,
+        )
+        raise SendFailed(_failure_text(attempts), attempts=attempts)
+
+    def _reject(self, send: _Send, attempts: tuple[Attempt, ...], endpoint: str, reply: TransportReply) -> NoReturn:
+        code, text, field = _error_of(reply)
+        log_event(
+            "route.rejected",
             endpoint=endpoint,
-            outcome=last.outcome,
+            status=reply.status,
+            code=code,
+            workspace_id=send.workspace_id,
+            idempotency_key=send.idempotency_key,
+        )
+        raise MessageRejected(text, code=code, status=reply.status, field=field, attempts=attempts)
+
+    def _log_unsettled(self, send: _Send, refused: _EndpointAnswer, maybe: _EndpointAnswer) -> None:
+        log_event(
+            "route.refusal_after_maybe_sent",
+            level=logging.WARNING,
+            refused_by=refused.attempt.endpoint,
+            code=refused.reply.error_code if refused.reply is not None else None,
+            maybe_sent_by=maybe.attempt.endpoint,
+            workspace_id=send.workspace_id,
+            idempotency_key=send.idempotency_key,
+        )
+
+    def _result(
+        self, send: _Send, attempts: tuple[Attempt, ...], answer: _EndpointAnswer, enabled: bool
+    ) -> RouteResult:
+        """A 2xx answer's message, or (no message) an unknown outcome at the endpoint that may have sent."""
+        latency_ms = round((self._clock.monotonic() - send.started) * 1000, 1)
+        message = answer.reply.json if answer.verdict is _Verdict.SENT and answer.reply is not None else None
+        endpoint = str((message or {}).get("endpoint") or answer.attempt.endpoint)
+        log_event(
+            "route.done" if message is not None else "route.unknown",
+            endpoint=endpoint,
+            outcome=answer.attempt.outcome,
             attempts=len(attempts),
             latency_ms=latency_ms,
             workspace_id=send.workspace_id,
             idempotency_key=send.idempotency_key,
         )
-        return RouteResult(message, endpoint, send.idempotency_key, tuple(attempts), latency_ms, enabled)
+        return RouteResult(message, endpoint, send.idempotency_key, attempts, latency_ms, enabled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,15 +551,28 @@ def _error_of(reply: TransportReply) -> tuple[str, str, str | None]:
 
 
 _TRANSPORT_OUTCOME = {TransportTimeout: Outcome.TIMEOUT, TransportLost: Outcome.CONNECTION_LOST}
-# Attempts after which the endpoint may have sent: a send that ends with only these and failures is unknown,
-# never "failed" (a caller told "failed" would retry with a new key and could send twice).
-_AMBIGUOUS = frozenset({Outcome.TIMEOUT.value, Outcome.CONNECTION_LOST.value})
 
 
-def _may_have_sent(attempts: list[Attempt]) -> bool:
-    return any(a.outcome in _AMBIGUOUS for a in attempts)
+def _verdict_of(status: int) -> _Verdict:
+    if 200 <= status < 300:
+        return _Verdict.SENT
+    if 400 <= status < 500:
+        return _Verdict.NOT_SENT if status in _NO_VERDICT_4XX else _Verdict.REFUSED
+    return _Verdict.MAYBE_SENT if status in _GATEWAY_5XX else _Verdict.NOT_SENT
 
 
-def _failure_text(attempts: list[Attempt]) -> str:
+def _endpoints(answers: list[_EndpointAnswer]) -> set[str]:
+    return {a.attempt.endpoint for a in answers}
+
+
+def _first(answers: list[_EndpointAnswer], verdict: _Verdict) -> _EndpointAnswer | None:
+    return next((a for a in answers if a.verdict is verdict), None)
+
+
+def _race_over(answers: list[_EndpointAnswer], racers: int) -> bool:
+    return len(answers) >= racers or any(a.verdict is _Verdict.SENT or a.shared_refusal for a in answers)
+
+
+def _failure_text(attempts: tuple[Attempt, ...]) -> str:
     tried = ", ".join(f"{a.endpoint}: {a.outcome} after {a.latency_ms:.0f} ms" for a in attempts)
     return f"no endpoint could send the message ({tried}); a retry with the same idempotency key cannot send it twice"
