@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from smsfailover.core.clock import SystemClock
-from smsfailover.core.ledger import Claimed, IdempotencyLedger, InMemoryLedgerStore, LedgerStore
+from smsfailover.core.ledger import Claimed, IdempotencyLedger, InMemoryLedgerStore, LedgerRecord, LedgerStore
 from smsfailover.core.sql import SqlLedgerStore
 from smsfailover.express_shim.edge_client import EdgeClient
-from smsfailover.express_shim.remote_ledger import RemoteLedgerStore
+from smsfailover.express_shim.ledger.remote_store import EdgeLedger
 from smsfailover.express_shim.services import ServiceToken
 from smsfailover.express_shim.storage.migrations import migrate
 from smsfailover.express_shim.storage.open import open_database
@@ -49,11 +49,38 @@ def _d1(stack: BenchStack) -> StoreFactory:
     async def open_store() -> AsyncIterator[LedgerStore]:
         edge = EdgeClient(stack.edge.url, ServiceToken(stack.secrets.jwt_secret, SystemClock()), timeout_s=10.0)
         try:
-            yield RemoteLedgerStore(edge)
+            yield _EdgeRoutesStore(EdgeLedger(edge))
         finally:
             await edge.aclose()
 
     return open_store
+
+
+class _EdgeRoutesStore:
+    """The edge's service ledger routes as a LedgerStore, so the benchmark claims through IdempotencyLedger."""
+
+    def __init__(self, edge: EdgeLedger) -> None:
+        self._edge = edge
+
+    async def try_claim(self, record: LedgerRecord) -> bool:
+        return (await self._edge.claim(record))[0]
+
+    async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:
+        return await self._edge.get(workspace_id, key)
+
+    async def complete(
+        self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
+    ) -> None:
+        raise NotImplementedError("the benchmark only claims")
+
+    async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
+        raise NotImplementedError("the benchmark only claims")
+
+    async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
+        raise NotImplementedError("the benchmark only claims")
+
+    async def purge(self, older_than: float) -> int:
+        return 0
 
 
 async def claims_per_second(store: LedgerStore, duration_s: float) -> tuple[float, int]:
@@ -86,7 +113,8 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
         f"{CONCURRENCY} concurrent claimers through `IdempotencyLedger.claim` (a fresh key each, so every claim is "
         f"a first claim: one conditional insert), {duration:.1f} s per run, {settings.repeats} runs per store. "
         "Baseline: core's in-memory store. D1 is Miniflare's local D1 behind the edge host's ledger API, reached as "
-        "the origin reaches it (RemoteLedgerStore over HTTP): a development stand-in, not a figure for production D1."
+        "the origin reaches it (the service ledger routes over HTTP): a development stand-in, not a figure for "
+        "production D1."
     )
     stores: dict[str, StoreFactory] = {
         "SQLite (origin's own ledger)": _sql(stack.sqlite_url("ledger")),

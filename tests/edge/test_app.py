@@ -83,7 +83,8 @@ def service_token(clock: ManualClock) -> str:
     return issue_token(SECRET, service=True, now=clock.time())
 
 
-def make_edge(**env: str) -> Edge:
+def make_edge(*, enabled: tuple[str, ...] = (WS,), **env: str) -> Edge:
+    """An edge whose settings mirror holds `enabled` as failover-enabled (the edge sends for no other)."""
     values = {
         "SMSFAILOVER_JWT_SECRET": SECRET,
         "TWILIO_ACCOUNT_SID": "AC1",
@@ -97,6 +98,8 @@ def make_edge(**env: str) -> Edge:
     edge_sql = (REPO_ROOT / "packages/edge_worker/migrations/0002_edge.sql").read_text()
     for statement in schema_statements(re.sub(r"--[^\n]*", "", edge_sql)):
         db._conn.execute(statement)
+    for ws in enabled:
+        db._conn.execute("INSERT INTO settings_mirror VALUES (?, 1, 1, 1)", (ws,))
     clock = ManualClock()
     poster = ScriptedPoster()
     app = EdgeApp(config=EdgeConfig.from_env(values.get), db=db, poster=poster, clock=clock)
@@ -276,3 +279,84 @@ async def test_the_mirror_takes_rfc3339_or_epoch_milliseconds(edge: Edge) -> Non
     assert kept.body["sms_failover_enabled"] is True
     read = await edge.call("GET", f"/v1/workspaces/{WS}/settings", token=ws_token(edge.clock))
     assert read.body["sms_failover_enabled"] is True
+
+
+# -- ledger authority (DESIGN.md rules 1, 3, 4, 6) ---------------------------------------------------------------
+
+
+def origin_record(key: str, edge: Edge, *, message_id: str, state: str = "claimed", **extra: object) -> dict[str, Any]:
+    now = edge.clock.time()
+    body = json.dumps({"to": TO, "content": "hello", "workspace_id": WS}).encode()
+    return {
+        "workspace_id": WS,
+        "key": key,
+        "fingerprint": fingerprint(parse_send_request(body)),
+        "state": state,
+        "endpoint": "origin",
+        "lease_expires_at": now + 30,
+        "created_at": now,
+        "updated_at": now,
+        "message": None,
+        "message_id": message_id,
+        **extra,
+    }
+
+
+async def test_the_edge_does_not_send_for_a_workspace_it_does_not_hold_as_enabled() -> None:
+    edge = make_edge(enabled=())
+    refused = await edge.send("k1")
+    assert refused.status == 403
+    assert code(refused) == "failover_disabled"
+    assert edge.poster.forms == []
+    record = await edge.call("GET", f"/v1/ledger/{WS}/k1", token=service_token(edge.clock))
+    assert record.status == 404  # nothing was claimed either
+
+
+async def test_a_key_the_edge_holds_is_answered_from_its_record_after_a_disable(edge: Edge) -> None:
+    assert (await edge.send("k1")).status == 201
+    disabled = {"sms_failover_enabled": False, "updated_at": 2}
+    put = await edge.call("PUT", f"/v1/settings-mirror/{WS}", disabled, token=service_token(edge.clock))
+    assert put.status == 200
+    assert (await edge.send("k1")).status == 200  # a replay, not a refusal
+    assert code(await edge.send("k2")) == "failover_disabled"
+    assert len(edge.poster.forms) == 1
+
+
+async def test_complete_and_release_are_fenced_by_message_id(edge: Edge) -> None:
+    service = service_token(edge.clock)
+    mine = "msg_01JZ00000000000000000000AA"
+    claim = await edge.call(
+        "POST", "/v1/ledger/claim", {"record": origin_record("f1", edge, message_id=mine)}, token=service
+    )
+    assert claim.body["claimed"] is True
+    late = {"workspace_id": WS, "key": "f1", "message_id": "msg_01JZ00000000000000000000BB"}
+    answer = await edge.call("POST", "/v1/ledger/release", late, token=service)
+    assert answer.status == 200
+    record = answer.body["record"]
+    assert isinstance(record, dict)
+    assert (record["state"], record["message_id"]) == ("claimed", mine)
+    missing = await edge.call("POST", "/v1/ledger/release", {"workspace_id": WS, "key": "f1"}, token=service)
+    assert (missing.status, field_of(missing)) == (422, "message_id")
+
+
+async def test_reconcile_repairs_the_origins_own_open_claim_and_counts_any_other_attempt(edge: Edge) -> None:
+    service = service_token(edge.clock)
+    own, other = "msg_01JZ00000000000000000000AA", "msg_01JZ00000000000000000000CC"
+    for key in ("open", "theirs"):
+        body = {"record": origin_record(key, edge, message_id=other if key == "theirs" else own)}
+        assert (await edge.call("POST", "/v1/ledger/claim", body, token=service)).body["claimed"] is True
+    sent = {"id": own, "status": "queued", "endpoint": "origin"}
+    records = [
+        origin_record("open", edge, message_id=own, state="completed", message=sent),  # the origin's own claim
+        origin_record("theirs", edge, message_id=own, state="completed", message=sent),  # another origin attempt
+    ]
+    answer = await edge.call("POST", "/v1/ledger/reconcile", {"records": records}, token=service)
+    assert answer.body == {"merged": 1, "duplicates": [{"workspace_id": WS, "key": "theirs"}]}
+    repaired = await edge.call("GET", f"/v1/ledger/{WS}/open", token=service)
+    assert (repaired.body["state"], repaired.body["message"]) == ("completed", sent)
+
+
+async def test_an_authenticated_ping_answers_for_service_tokens_only(edge: Edge) -> None:
+    assert (await edge.call("GET", "/v1/ledger/ping", token=service_token(edge.clock))).status == 200
+    assert (await edge.call("GET", "/v1/ledger/ping", token=ws_token(edge.clock))).status == 403
+    assert (await edge.call("GET", "/v1/ledger/ping")).status == 401

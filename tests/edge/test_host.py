@@ -29,6 +29,19 @@ def new_key() -> str:
     return f"key-{uuid.uuid4()}"
 
 
+_MIRRORED: set[str] = set()
+
+
+def enable_at_edge(http: httpx2.Client, secret: str, ws: str) -> None:
+    """Mirror the workspace as enabled, as the origin's failover switch does: the edge sends for no other."""
+    if ws in _MIRRORED:
+        return
+    body = {"sms_failover_enabled": True, "updated_at": int(time.time() * 1000)}
+    response = http.put(f"/v1/settings-mirror/{ws}", json=body, headers=bearer(service_token(secret)))
+    assert response.status_code == 200, response.text
+    _MIRRORED.add(ws)
+
+
 def send(
     http: httpx2.Client,
     secret: str,
@@ -39,6 +52,8 @@ def send(
     to: str = TO,
     extra: dict[str, Any] | None = None,
 ) -> httpx2.Response:
+    """POST /v1/messages for a workspace with failover enabled (mirrored at the edge first)."""
+    enable_at_edge(http, secret, ws)
     headers = bearer(workspace_token(secret, ws))
     if key is not None:
         headers["Idempotency-Key"] = key
@@ -58,10 +73,17 @@ def payload_fingerprint(ws: str, content: str, to: str = TO) -> str:
 
 
 def record(
-    ws: str, key: str, *, state: str = "claimed", at: float | None = None, fingerprint: str = "f" * 64
+    ws: str,
+    key: str,
+    *,
+    state: str = "claimed",
+    at: float | None = None,
+    fingerprint: str = "f" * 64,
+    message_id: str = "msg_01JZ00000000000000000000AA",
 ) -> dict[str, object]:
     now = time.time() if at is None else at
     return {
+        "message_id": message_id,
         "workspace_id": ws,
         "key": key,
         "fingerprint": fingerprint,
@@ -132,6 +154,20 @@ def test_send_then_replay(http: httpx2.Client, jwt_secret: str, provider: FakePr
     by_key = http.get("/v1/messages", params={"idempotency_key": key}, headers=bearer(workspace_token(jwt_secret, ws)))
     assert by_key.status_code == 200
     assert by_key.json()["id"] == body["id"]
+
+
+def test_a_workspace_not_enabled_at_the_edge_is_403_failover_disabled_and_nothing_is_sent(
+    http: httpx2.Client, jwt_secret: str, provider: FakeProvider
+) -> None:
+    ws, key, content = new_ws(), new_key(), f"not enabled {uuid.uuid4().hex}"
+    headers = {**bearer(workspace_token(jwt_secret, ws)), "Idempotency-Key": key}
+    body = {"to": TO, "content": content, "workspace_id": ws}
+    refused = http.post("/v1/messages", json=body, headers=headers)
+    assert refused.status_code == 403, refused.text
+    assert error_code(refused) == "failover_disabled"
+    assert not [r for r in provider.received if r.fields.get("Body") == [content]]
+    service = bearer(service_token(jwt_secret))
+    assert http.get(f"/v1/ledger/{ws}/{key}", headers=service).status_code == 404  # nothing claimed either
 
 
 def test_same_key_other_payload_is_422(http: httpx2.Client, jwt_secret: str) -> None:
@@ -273,14 +309,22 @@ def test_ledger_claim_complete_release_round_trip(http: httpx2.Client, jwt_secre
     assert fetched.json()["key"] == key
 
     message = {"id": "msg_01JZ0000000000000000000000", "status": "queued", "endpoint": "origin"}
-    done = http.post("/v1/ledger/complete", json={"workspace_id": ws, "key": key, "message": message}, headers=service)
+    ours = {"workspace_id": ws, "key": key, "message": message}
+    unfenced = http.post("/v1/ledger/complete", json=ours, headers=service)
+    assert unfenced.status_code == 422  # a completion must name the claim it completes
+    theirs = {**ours, "message_id": "msg_01JZ00000000000000000000BB"}
+    assert http.post("/v1/ledger/complete", json=theirs, headers=service).json()["record"]["state"] == "claimed"
+    done = http.post(
+        "/v1/ledger/complete", json={**ours, "message_id": "msg_01JZ00000000000000000000AA"}, headers=service
+    )
     assert done.status_code == 200, done.text
     assert done.json()["record"]["state"] == "completed"
     assert done.json()["record"]["message"]["id"] == message["id"]
 
     other = new_key()
     http.post("/v1/ledger/claim", json={"record": record(ws, other)}, headers=service)
-    released = http.post("/v1/ledger/release", json={"workspace_id": ws, "key": other}, headers=service)
+    release = {"workspace_id": ws, "key": other, "message_id": "msg_01JZ00000000000000000000AA"}
+    released = http.post("/v1/ledger/release", json=release, headers=service)
     assert released.json()["record"]["state"] == "released"
     retaken = http.post("/v1/ledger/claim", json={"record": record(ws, other)}, headers=service)
     assert retaken.json()["claimed"] is True
@@ -320,7 +364,7 @@ def test_reconcile_merges_unknown_keys_and_reports_double_sends(http: httpx2.Cli
     ]
     response = http.post("/v1/ledger/reconcile", json={"records": records}, headers=service)
     assert response.status_code == 200, response.text
-    assert response.json() == {"merged": 1, "duplicates": [sent_at_edge]}
+    assert response.json() == {"merged": 1, "duplicates": [{"workspace_id": ws, "key": sent_at_edge}]}
     merged = http.get(f"/v1/ledger/{ws}/{only_local}", headers=service).json()
     assert merged["state"] == "completed"
     assert merged["endpoint"] == "origin"

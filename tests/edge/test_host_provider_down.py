@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from .fake_provider import ACCOUNT_SID, AUTH_TOKEN, FROM
 from .host_process import EdgeHostProcess
-from .tokens import bearer, workspace_token
+from .tokens import bearer, service_token, workspace_token
 
 pytestmark = [pytest.mark.pyodide, pytest.mark.e2e]
 
@@ -52,6 +53,9 @@ def test_a_refused_connection_is_503_and_the_key_stays_free(
     headers = {**bearer(workspace_token(jwt_secret, ws)), "Idempotency-Key": key}
     body = {"to": "+16266635938", "content": "nobody home", "workspace_id": ws}
     with httpx2.Client(base_url=host_without_provider.url, timeout=30) as http:
+        mirror = {"sms_failover_enabled": True, "updated_at": int(time.time() * 1000)}
+        put = http.put(f"/v1/settings-mirror/{ws}", json=mirror, headers=bearer(service_token(jwt_secret)))
+        assert put.status_code == 200, put.text
         first = http.post("/v1/messages", json=body, headers=headers)
         assert first.status_code == 503, first.text
         assert first.json()["error"]["code"] == "provider_unavailable"

@@ -41,13 +41,18 @@ class D1ThroughTheEdge:
         response.raise_for_status()
         return record_from_json(response.json())
 
-    async def complete(self, workspace_id: str, key: str, message: dict[str, object], now: float) -> None:
-        await self._post(
-            "/v1/ledger/complete", {"workspace_id": workspace_id, "key": key, "message": message, "now": now}
-        )
+    async def complete(
+        self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
+    ) -> None:
+        body = {"workspace_id": workspace_id, "key": key, "message": message, "now": now, "message_id": message_id}
+        await self._post("/v1/ledger/complete", body)
 
-    async def release(self, workspace_id: str, key: str, now: float) -> None:
-        await self._post("/v1/ledger/release", {"workspace_id": workspace_id, "key": key, "now": now})
+    async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
+        body = {"workspace_id": workspace_id, "key": key, "now": now, "message_id": message_id}
+        await self._post("/v1/ledger/release", body)
+
+    async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
+        raise NotImplementedError("the edge never adopts another ledger's record (it is the authority)")
 
     async def purge(self, older_than: float) -> int:
         raise NotImplementedError("the edge purges on its Cron Trigger; see test_host.py")
@@ -105,13 +110,15 @@ async def test_complete_stores_the_message_and_blocks_new_claims(store: LedgerSt
     record = claim()
     await store.try_claim(record)
     message: dict[str, object] = {"id": record.message_id, "status": "queued", "segments": 1}
-    await store.complete(record.workspace_id, record.key, message, record.created_at + 1)
+    await store.complete(record.workspace_id, record.key, message, record.created_at + 1, message_id=record.message_id)
     stored = await store.get(record.workspace_id, record.key)
     assert stored is not None
     assert stored.state is LedgerState.COMPLETED
     assert stored.message == message
     assert await store.try_claim(replace(record, message_id="msg_other")) is False
-    await store.release(record.workspace_id, record.key, record.created_at + 2)  # no effect once completed
+    await store.release(
+        record.workspace_id, record.key, record.created_at + 2, message_id=record.message_id
+    )  # no effect once completed
     after = await store.get(record.workspace_id, record.key)
     assert after is not None
     assert after.state is LedgerState.COMPLETED
@@ -120,7 +127,7 @@ async def test_complete_stores_the_message_and_blocks_new_claims(store: LedgerSt
 async def test_a_released_key_can_be_claimed_again(store: LedgerStore) -> None:
     record = claim()
     await store.try_claim(record)
-    await store.release(record.workspace_id, record.key, record.created_at + 1)
+    await store.release(record.workspace_id, record.key, record.created_at + 1, message_id=record.message_id)
     released = await store.get(record.workspace_id, record.key)
     assert released is not None
     assert released.state is LedgerState.RELEASED

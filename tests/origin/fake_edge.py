@@ -5,6 +5,7 @@ The real edge is tested end to end elsewhere; this one records what the origin s
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,18 +19,26 @@ from starlette.routing import Route
 class FakeEdgeState:
     failing: bool = False  # answer 503 to everything
     failing_paths: set[str] = field(default_factory=set)  # answer 503 on these paths only
+    status: int | None = None  # answer this status (e.g. 401) to every service route
+    hang_s: float = 0.0  # hold every service answer this long (a paused edge: the connection opens, no answer)
+    enabled_at_mirror: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # ledger keys when enabled
     mirror: dict[str, dict[str, Any]] = field(default_factory=dict)
     mirror_puts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     ledger: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     reconciled: list[dict[str, Any]] = field(default_factory=list)
+    releases: list[dict[str, Any]] = field(default_factory=list)
     edge_messages: list[dict[str, Any]] = field(default_factory=list)  # each with "seq"
     auth_headers: list[str] = field(default_factory=list)
     sync_afters: list[int] = field(default_factory=list)  # the cursor of each sync request
 
 
 def fake_edge(state: FakeEdgeState) -> Starlette:
-    def guard(request: Request) -> Response | None:
+    async def guard(request: Request) -> Response | None:
         state.auth_headers.append(request.headers.get("authorization", ""))
+        if state.hang_s:
+            await asyncio.sleep(state.hang_s)
+        if state.status is not None:
+            return JSONResponse({"error": {"code": "refused", "message": "refused"}}, status_code=state.status)
         if state.failing or request.url.path in state.failing_paths:
             return JSONResponse({"error": {"code": "unavailable", "message": "down"}}, status_code=503)
         return None
@@ -40,7 +49,7 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
         return JSONResponse({"status": "ok", "endpoint": "edge", "version": "fake", "ledger": "edge"})
 
     async def put_mirror(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+        if (denied := await guard(request)) is not None:
             return denied
         ws = request.path_params["ws"]
         body = await request.json()
@@ -48,10 +57,12 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
         current = state.mirror.get(ws)
         if current is None or body["updated_at"] >= current["updated_at"]:
             state.mirror[ws] = body
+            if body["sms_failover_enabled"]:
+                state.enabled_at_mirror[ws] = {k for k in state.ledger if k[0] == ws}
         return JSONResponse({"workspace_id": ws, **state.mirror[ws]})
 
     async def claim(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+        if (denied := await guard(request)) is not None:
             return denied
         record = (await request.json())["record"]
         k = (record["workspace_id"], record["key"])
@@ -62,48 +73,64 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
         return JSONResponse({"claimed": False, "record": current})
 
     async def get_record(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+        if (denied := await guard(request)) is not None:
             return denied
         record = state.ledger.get((request.path_params["ws"], request.path_params["key"]))
         if record is None:
             return JSONResponse({"error": {"code": "not_found", "message": "no such record"}}, status_code=404)
         return JSONResponse(record)
 
+    def fenced(body: dict[str, Any]) -> dict[str, Any] | None:
+        record = state.ledger.get((body["workspace_id"], body["key"]))
+        if record is None or record["state"] != "claimed" or record.get("message_id") != body["message_id"]:
+            return None
+        return record
+
     async def complete(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+        if (denied := await guard(request)) is not None:
             return denied
         body = await request.json()
-        record = state.ledger[(body["workspace_id"], body["key"])]
-        record.update(state="completed", message=body["message"], updated_at=body["now"])
-        return JSONResponse({"ok": True})
+        if (record := fenced(body)) is not None:
+            record.update(state="completed", message=body["message"], updated_at=body["now"])
+        return JSONResponse({"record": state.ledger.get((body["workspace_id"], body["key"]))})
 
     async def release(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+        if (denied := await guard(request)) is not None:
             return denied
         body = await request.json()
-        record = state.ledger[(body["workspace_id"], body["key"])]
-        record.update(state="released", updated_at=body["now"])
-        return JSONResponse({"ok": True})
+        state.releases.append(body)
+        if (record := fenced(body)) is not None:
+            record.update(state="released", updated_at=body["now"])
+        return JSONResponse({"record": state.ledger.get((body["workspace_id"], body["key"]))})
+
+    async def ping(request: Request) -> Response:
+        if (denied := await guard(request)) is not None:
+            return denied
+        return JSONResponse({"ledger": "ok"})
 
     async def reconcile(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+        if (denied := await guard(request)) is not None:
             return denied
         records = (await request.json())["records"]
         state.reconciled.extend(records)
         duplicates = []
         merged = 0
-        for record in records:
+        for record in records:  # the real edge's rules (edge_worker/service_api.py), in short
             k = (record["workspace_id"], record["key"])
             current = state.ledger.get(k)
-            if current is None:
+            if current is None or current["state"] == "released":
                 state.ledger[k] = record
                 merged += 1
-            elif current.get("endpoint") == "edge" and current["state"] == "completed":
-                duplicates.append(record["key"])
+            elif current.get("message_id") == record.get("message_id"):
+                if current["state"] == "claimed" and record["state"] == "completed":
+                    current.update(state="completed", message=record["message"])
+                    merged += 1
+            elif record["state"] == "completed":
+                duplicates.append({"workspace_id": k[0], "key": k[1]})
         return JSONResponse({"merged": merged, "duplicates": duplicates})
 
     async def sync(request: Request) -> Response:
-        if (denied := guard(request)) is not None:
+        if (denied := await guard(request)) is not None:
             return denied
         after = int(request.query_params.get("after", "0"))
         state.sync_afters.append(after)
@@ -120,6 +147,7 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
             Route("/v1/ledger/complete", complete, methods=["POST"]),
             Route("/v1/ledger/release", release, methods=["POST"]),
             Route("/v1/ledger/reconcile", reconcile, methods=["POST"]),
+            Route("/v1/ledger/ping", ping),
             Route("/v1/ledger/{ws}/{key}", get_record),
             Route("/v1/sync/messages", sync),
         ]

@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from tests.origin.fake_edge import FakeEdgeState, fake_edge
 from tests.origin.pg import PG_URL, drop_pg_schema, new_pg_schema
 from tests.origin.servers import free_port, serve
+from tests.support.tcp_switch import TcpSwitch
 
 T = TypeVar("T")
 VALID_TO = "+16266635938"
@@ -52,6 +53,7 @@ class Origin:
     secrets: DevSecrets
     edge: FakeEdgeState
     sim_url: str
+    edge_link: TcpSwitch  # cut() refuses every connection to the edge: definitely unreachable
 
     @property
     def services(self) -> OriginServices:
@@ -78,6 +80,20 @@ class Origin:
         return await self.http.patch(
             f"/v1/workspaces/{ws}/settings", json={"sms_failover_enabled": enabled}, headers=self.auth(ws)
         )
+
+    async def switch_state(self, ws: str) -> str:
+        return str(
+            (await self.http.get(f"/v1/workspaces/{ws}/settings", headers=self.auth(ws))).json()["failover_state"]
+        )
+
+    async def enable_failover(self, ws: str) -> None:
+        """Turn failover on and wait for the two-phase switch to reach `on` (the edge mirror then says enabled)."""
+        assert (await self.set_failover(ws, True)).status_code == 200
+
+        async def on() -> bool | None:
+            return True if await self.switch_state(ws) == "on" else None
+
+        await apoll(on, timeout_s=15, what="the failover switch to reach on")
 
     async def sim_received(self, marker: str) -> list[dict[str, Any]]:
         async with httpx2.AsyncClient(base_url=self.sim_url) as sim:
@@ -139,6 +155,9 @@ async def running_origin(
         serve(fake_edge(edge_state)) as edge_url,
         database_opener(db_kind, tmp_path) as open_db,
     ):
+        edge_link = TcpSwitch(int(edge_url.rsplit(":", 1)[1]))
+        await edge_link.connect()
+        edge_url = f"http://127.0.0.1:{edge_link.port}"
         config = OriginConfig(
             jwt_secret=secrets.jwt_secret,
             env="test",
@@ -152,8 +171,13 @@ async def running_origin(
             outbox_interval_s=0.05,
             sync_interval_s=0.1,
             probe_interval_s=0.1,
+            reconcile_interval_s=0.05,
+            switch_interval_s=0.05,
         )
         config = dataclasses.replace(config, **config_overrides)
         app = create_app(config, open_db=open_db)
         async with serve(app, origin_port) as url, httpx2.AsyncClient(base_url=url, timeout=15) as http:
-            yield Origin(url, app, http, secrets, edge_state, sim_url)
+            try:
+                yield Origin(url, app, http, secrets, edge_state, sim_url, edge_link)
+            finally:
+                await edge_link.cut()

@@ -33,8 +33,8 @@ async def test_logs_carry_no_token_and_no_message_content(tmp_path: Path, caplog
     async with running_origin("sqlite", tmp_path) as origin:
         ws = new_workspace()
         marker = "private-words-" + ws
-        assert (await origin.set_failover(ws, True)).status_code == 200
-        origin.edge.failing = True  # the degraded path logs the most
+        await origin.enable_failover(ws)
+        await origin.edge_link.cut()  # the degraded path logs the most
         resp = await origin.send(ws, content=marker)
         assert resp.status_code == 201
 

@@ -36,8 +36,8 @@ async def test_the_first_migration_creates_settings_defaulting_to_off(database: 
     await database.execute("INSERT INTO workspace_settings (workspace_id, updated_at) VALUES (?, ?)", ("w", 1))
     rows = await database.fetch("SELECT sms_failover_enabled FROM workspace_settings WHERE workspace_id = ?", ("w",))
     assert bool(rows[0]["sms_failover_enabled"]) is False
-    tables = ("idempotency_ledger", "messages", "settings_outbox", "sync_cursor", "degraded_claims", "send_log")
-    for table in (*tables, "parked_callbacks"):
+    tables = ("idempotency_ledger", "messages", "settings_outbox", "sync_cursor", "edge_ledger_queue", "send_log")
+    for table in (*tables, "parked_callbacks", "failover_switch", "double_sends"):
         assert await database.fetch(f"SELECT COUNT(*) AS n FROM {table}") == [{"n": 0}]
 
 
@@ -92,7 +92,7 @@ def test_the_migrate_command_migrates_a_sqlite_file(tmp_path: Path) -> None:
         timeout=60,
     )
     assert first.returncode == 0, first.stderr
-    assert "applied migrations: [1, 2]" in first.stdout
+    assert "applied migrations: [1, 2, 3]" in first.stdout
     assert "up to date" in second.stdout
 
 
@@ -151,3 +151,32 @@ async def test_an_edge_send_synced_mid_flight_is_logged_once_with_its_final_outc
     assert [(r["status"], bool(r["ok"])) for r in rows] == [("queued", True)]
     messages = await database.fetch("SELECT status FROM messages WHERE workspace_id = ?", ("ws1",))
     assert messages == [{"status": "queued"}]
+
+
+async def test_migration_3_starts_enabled_workspaces_on_and_keeps_queued_degraded_claims(database: Database) -> None:
+    """A database from before "Ledger authority": its enabled workspaces and degraded claims carry over."""
+    await migrate(database, MIGRATIONS[:2])
+    await database.execute(
+        "INSERT INTO workspace_settings (workspace_id, sms_failover_enabled, updated_at) VALUES (?, ?, ?)",
+        ("on", True, 5),
+    )
+    await database.execute(
+        "INSERT INTO workspace_settings (workspace_id, sms_failover_enabled, updated_at) VALUES (?, ?, ?)",
+        ("off", False, 5),
+    )
+    await database.execute(
+        "INSERT INTO idempotency_ledger (workspace_id, idempotency_key, fingerprint, state, endpoint, message_id,"
+        " lease_expires_at, created_at, updated_at, message)"
+        " VALUES (?, ?, 'f', 'completed', 'origin', ?, 1, 1, 1, NULL)",
+        ("on", "k1", "msg_01JZ00000000000000000000AA"),
+    )
+    await database.execute(
+        "INSERT INTO degraded_claims (workspace_id, idempotency_key, queued_at) VALUES (?, ?, ?)", ("on", "k1", 7)
+    )
+
+    assert await migrate(database) == [3]
+
+    switch = await database.fetch("SELECT workspace_id, state FROM failover_switch ORDER BY workspace_id")
+    assert [(r["workspace_id"], r["state"]) for r in switch] == [("on", "on")]
+    queued = await database.fetch("SELECT workspace_id, idempotency_key, message_id, op FROM edge_ledger_queue")
+    assert [tuple(r.values()) for r in queued] == [("on", "k1", "msg_01JZ00000000000000000000AA", "push")]

@@ -17,7 +17,7 @@ from smsfailover.core.breaker_store import StorePermission
 from smsfailover.core.clock import ManualClock
 from smsfailover.core.redis_breaker import RedisBreakerStore
 
-from tests.shared_breaker.tcp_switch import TcpSwitch
+from tests.support.tcp_switch import TcpSwitch
 
 pytestmark = pytest.mark.redis
 

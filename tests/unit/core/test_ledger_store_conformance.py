@@ -52,6 +52,8 @@ def record(
     )
 
 
+M1 = "msg_01KAZZZZZZZZZZZZZZZZZZZZ01"  # the message id of record(n=1), the fencing token of its claim
+
 MESSAGE: dict[str, object] = {
     "id": "msg_01KAZZZZZZZZZZZZZZZZZZZZ01",
     "status": "queued",
@@ -99,7 +101,7 @@ async def test_an_expired_claim_is_not_taken_over(store: LedgerStore) -> None:
 
 async def test_complete_stores_the_message_and_keeps_the_message_id(store: LedgerStore) -> None:
     assert await store.try_claim(record())
-    await store.complete("w1", "k1", MESSAGE, T0 + 2)
+    await store.complete("w1", "k1", MESSAGE, T0 + 2, message_id=M1)
     stored = await store.get("w1", "k1")
     assert stored is not None
     assert stored.state is LedgerState.COMPLETED
@@ -111,7 +113,7 @@ async def test_complete_stores_the_message_and_keeps_the_message_id(store: Ledge
 
 async def test_a_completed_key_is_not_claimed_again(store: LedgerStore) -> None:
     assert await store.try_claim(record())
-    await store.complete("w1", "k1", MESSAGE, T0 + 2)
+    await store.complete("w1", "k1", MESSAGE, T0 + 2, message_id=M1)
     assert not await store.try_claim(record(at=T0 + 5, n=2))
     stored = await store.get("w1", "k1")
     assert stored is not None
@@ -119,19 +121,19 @@ async def test_a_completed_key_is_not_claimed_again(store: LedgerStore) -> None:
 
 
 async def test_complete_only_from_claimed(store: LedgerStore) -> None:
-    await store.complete("w1", "missing", MESSAGE, T0)
+    await store.complete("w1", "missing", MESSAGE, T0, message_id=M1)
     assert await store.get("w1", "missing") is None
 
     assert await store.try_claim(record())
-    await store.complete("w1", "k1", MESSAGE, T0 + 1)
-    await store.complete("w1", "k1", {"id": "second"}, T0 + 2)
+    await store.complete("w1", "k1", MESSAGE, T0 + 1, message_id=M1)
+    await store.complete("w1", "k1", {"id": "second"}, T0 + 2, message_id=M1)
     stored = await store.get("w1", "k1")
     assert stored is not None
     assert (stored.message, stored.updated_at) == (MESSAGE, T0 + 1)
 
     assert await store.try_claim(record("k2"))
-    await store.release("w1", "k2", T0 + 1)
-    await store.complete("w1", "k2", MESSAGE, T0 + 2)
+    await store.release("w1", "k2", T0 + 1, message_id=M1)
+    await store.complete("w1", "k2", MESSAGE, T0 + 2, message_id=M1)
     released = await store.get("w1", "k2")
     assert released is not None
     assert (released.state, released.message) == (LedgerState.RELEASED, None)
@@ -139,7 +141,7 @@ async def test_complete_only_from_claimed(store: LedgerStore) -> None:
 
 async def test_release_frees_the_key(store: LedgerStore) -> None:
     assert await store.try_claim(record())
-    await store.release("w1", "k1", T0 + 1)
+    await store.release("w1", "k1", T0 + 1, message_id=M1)
     released = await store.get("w1", "k1")
     assert released is not None
     assert (released.state, released.updated_at) == (LedgerState.RELEASED, T0 + 1)
@@ -147,7 +149,7 @@ async def test_release_frees_the_key(store: LedgerStore) -> None:
 
 async def test_a_released_key_is_claimed_again_as_a_new_record(store: LedgerStore) -> None:
     assert await store.try_claim(record())
-    await store.release("w1", "k1", T0 + 1)
+    await store.release("w1", "k1", T0 + 1, message_id=M1)
     again = record(fingerprint="fp-b", at=T0 + 10, n=2)
     assert await store.try_claim(again)
     assert await store.get("w1", "k1") == again
@@ -155,11 +157,11 @@ async def test_a_released_key_is_claimed_again_as_a_new_record(store: LedgerStor
 
 
 async def test_release_only_from_claimed(store: LedgerStore) -> None:
-    await store.release("w1", "missing", T0)
+    await store.release("w1", "missing", T0, message_id=M1)
     assert await store.get("w1", "missing") is None
     assert await store.try_claim(record())
-    await store.complete("w1", "k1", MESSAGE, T0 + 1)
-    await store.release("w1", "k1", T0 + 2)
+    await store.complete("w1", "k1", MESSAGE, T0 + 1, message_id=M1)
+    await store.release("w1", "k1", T0 + 2, message_id=M1)
     stored = await store.get("w1", "k1")
     assert stored is not None
     assert stored.state is LedgerState.COMPLETED
@@ -168,7 +170,7 @@ async def test_release_only_from_claimed(store: LedgerStore) -> None:
 async def test_purge_removes_rows_created_before_the_cutoff(store: LedgerStore) -> None:
     assert await store.try_claim(record("old-claimed", at=T0))
     assert await store.try_claim(record("old-completed", at=T0 + 1))
-    await store.complete("w1", "old-completed", MESSAGE, T0 + 100_000)  # a late update does not keep it
+    await store.complete("w1", "old-completed", MESSAGE, T0 + 100_000, message_id=M1)  # a late update does not keep it
     assert await store.try_claim(record("at-cutoff", at=T0 + 2))
     assert await store.try_claim(record("new", at=T0 + 3))
     assert await store.purge(T0 + 2) == 2
@@ -183,7 +185,7 @@ async def test_purge_removes_rows_created_before_the_cutoff(store: LedgerStore) 
 async def test_the_message_round_trips_exactly_through_replace(store: LedgerStore) -> None:
     claim = replace(record(), endpoint="origin")
     assert await store.try_claim(claim)
-    await store.complete("w1", "k1", {"only": ["json", 1, 2.5, True, None]}, T0 + 1)
+    await store.complete("w1", "k1", {"only": ["json", 1, 2.5, True, None]}, T0 + 1, message_id=M1)
     stored = await store.get("w1", "k1")
     assert stored is not None
     assert stored.endpoint == "origin"
@@ -200,7 +202,7 @@ async def test_exactly_one_of_twenty_concurrent_claims_wins(store: LedgerStore) 
 
 async def test_after_a_release_exactly_one_of_twenty_concurrent_claims_wins(store: LedgerStore) -> None:
     assert await store.try_claim(record("race"))
-    await store.release("w1", "race", T0 + 1)
+    await store.release("w1", "race", T0 + 1, message_id=M1)
     contenders = [record("race", at=T0 + 2 + i / 1000, n=i + 1) for i in range(20)]
     results = await asyncio.gather(*(store.try_claim(c) for c in contenders))
     assert sum(results) == 1
@@ -232,3 +234,41 @@ async def test_the_ledger_over_the_store_replays_and_reports_unknown(store: Ledg
     unknown = await ledger.claim("w1", "lost", "fp-a", "origin")
     assert isinstance(unknown, Unknown)
     assert unknown.record.message_id == lost.record.message_id
+
+
+async def test_complete_and_release_are_fenced_by_the_claims_message_id(store: LedgerStore) -> None:
+    assert await store.try_claim(record())
+    await store.complete("w1", "k1", MESSAGE, T0 + 1, message_id="msg_01KAZZZZZZZZZZZZZZZZZZZZ99")
+    await store.release("w1", "k1", T0 + 1, message_id="msg_01KAZZZZZZZZZZZZZZZZZZZZ99")
+    assert await store.get("w1", "k1") == record()  # another attempt's completion and release change nothing
+
+
+async def test_a_late_release_never_frees_the_next_attempts_claim(store: LedgerStore) -> None:
+    assert await store.try_claim(record())
+    await store.release("w1", "k1", T0 + 1, message_id=M1)
+    second = record(at=T0 + 2, n=2)
+    assert await store.try_claim(second)
+    await store.release("w1", "k1", T0 + 3, message_id=M1)  # the first attempt's release, retried late
+    assert await store.get("w1", "k1") == second
+
+
+async def test_adopt_stores_a_key_new_here_and_replaces_only_what_it_may(store: LedgerStore) -> None:
+    theirs = replace(record(n=7), state=LedgerState.COMPLETED, message=MESSAGE, endpoint="edge")
+    assert await store.adopt(theirs)
+    assert await store.get("w1", "k1") == theirs
+    assert not await store.adopt(replace(theirs, state=LedgerState.CLAIMED, message=None))  # never back to claimed
+    assert not await store.adopt(replace(record(n=8), endpoint="edge"))  # another attempt's record: kept out
+    assert await store.get("w1", "k1") == theirs
+
+
+async def test_adopt_replaces_the_named_claim_or_a_released_row(store: LedgerStore) -> None:
+    ours = record("k2")
+    assert await store.try_claim(ours)
+    held = replace(record("k2", n=5), endpoint="edge")
+    assert await store.adopt(held, replacing=ours.message_id)  # taken at the edge: its record in place of ours
+    assert await store.get("w1", "k2") == held
+    assert await store.try_claim(record("k3"))
+    await store.release("w1", "k3", T0 + 1, message_id=M1)
+    later = replace(record("k3", n=6), state=LedgerState.COMPLETED, message=MESSAGE)
+    assert await store.adopt(later)
+    assert await store.get("w1", "k3") == later

@@ -473,10 +473,12 @@ class BrokenUpdates(SqlMessageStore):
 
 
 class BrokenLedgerWrites(SqlLedgerStore):
-    async def complete(self, workspace_id: str, key: str, message: dict[str, object], now: float) -> None:
+    async def complete(
+        self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
+    ) -> None:
         raise RuntimeError("ledger went away")
 
-    async def release(self, workspace_id: str, key: str, now: float) -> None:
+    async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
         raise RuntimeError("ledger went away")
 
 

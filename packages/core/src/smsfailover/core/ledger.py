@@ -6,6 +6,8 @@
 
 The store does one thing atomically (`try_claim`: insert, or take over a RELEASED row); every decision after that
 is made here, from the stored record and the clock (expiry is computed, never trusted to the store).
+Claims are fenced: completing or releasing names the claim's message id, and the store changes the row only while
+it still holds that claim, so a late or retried release can never free another attempt's claim (DESIGN.md rule 3).
 """
 
 from __future__ import annotations
@@ -67,9 +69,23 @@ class LedgerStore(Protocol):
 
     async def get(self, workspace_id: str, key: str) -> LedgerRecord | None: ...
 
-    async def complete(self, workspace_id: str, key: str, message: dict[str, object], now: float) -> None: ...
+    async def complete(
+        self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
+    ) -> None:
+        """Claimed by `message_id` -> COMPLETED with `message`; any other row is left as it is."""
+        ...
 
-    async def release(self, workspace_id: str, key: str, now: float) -> None: ...
+    async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
+        """Claimed by `message_id` -> RELEASED; any other row is left as it is."""
+        ...
+
+    async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
+        """Store another ledger's record of a key here (the edge's answer is final, DESIGN.md rules 1-2).
+
+        Written when the key is new here, the row here is RELEASED, or the row is this same attempt (its message
+        id) or the claim named by `replacing`; a COMPLETED row of the same attempt never goes back to CLAIMED.
+        True if written."""
+        ...
 
     async def purge(self, older_than: float) -> int: ...
 
@@ -90,23 +106,41 @@ class InMemoryLedgerStore:
     async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:
         return self._rows.get((workspace_id, key))
 
-    async def complete(self, workspace_id: str, key: str, message: dict[str, object], now: float) -> None:
+    async def complete(
+        self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
+    ) -> None:
         current = self._rows.get((workspace_id, key))
-        if current is not None and current.state is LedgerState.CLAIMED:
+        if current is not None and current.state is LedgerState.CLAIMED and current.message_id == message_id:
             self._rows[(workspace_id, key)] = replace(
                 current, state=LedgerState.COMPLETED, message=dict(message), updated_at=now
             )
 
-    async def release(self, workspace_id: str, key: str, now: float) -> None:
+    async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
         current = self._rows.get((workspace_id, key))
-        if current is not None and current.state is LedgerState.CLAIMED:
+        if current is not None and current.state is LedgerState.CLAIMED and current.message_id == message_id:
             self._rows[(workspace_id, key)] = replace(current, state=LedgerState.RELEASED, updated_at=now)
+
+    async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
+        current = self._rows.get((record.workspace_id, record.key))
+        if current is not None and not may_adopt(current, record, replacing):
+            return False
+        self._rows[(record.workspace_id, record.key)] = record
+        return True
 
     async def purge(self, older_than: float) -> int:
         old = [k for k, r in self._rows.items() if r.created_at < older_than]
         for k in old:
             del self._rows[k]
         return len(old)
+
+
+def may_adopt(current: LedgerRecord, incoming: LedgerRecord, replacing: str = "") -> bool:
+    """The rule of LedgerStore.adopt, for stores that decide in Python (the SQL store says it in SQL)."""
+    if current.state is LedgerState.RELEASED or (replacing and current.message_id == replacing):
+        return True
+    if current.message_id != incoming.message_id:
+        return False
+    return not (current.state is LedgerState.COMPLETED and incoming.state is not LedgerState.COMPLETED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +195,12 @@ class IdempotencyLedger:
         self._lease_s = lease_s
 
     async def claim(self, workspace_id: str, key: str, fingerprint: str, endpoint: str) -> ClaimOutcome:
+        return await self.claim_record(self.new_claim(workspace_id, key, fingerprint, endpoint))
+
+    def new_claim(self, workspace_id: str, key: str, fingerprint: str, endpoint: str) -> LedgerRecord:
+        """A fresh claim with its lease and message id (the fencing token every later step names)."""
         now = self._clock.time()
-        record = LedgerRecord(
+        return LedgerRecord(
             workspace_id=workspace_id,
             key=key,
             fingerprint=fingerprint,
@@ -174,6 +212,9 @@ class IdempotencyLedger:
             message=None,
             message_id=new_message_id(now),
         )
+
+    async def claim_record(self, record: LedgerRecord) -> ClaimOutcome:
+        workspace_id, key, fingerprint = record.workspace_id, record.key, record.fingerprint
         for _ in range(2):  # a second round only if the row vanished between claim and read (a purge)
             if await self.store.try_claim(record):
                 return Claimed(record)
@@ -200,14 +241,16 @@ class IdempotencyLedger:
         return InProgress(existing, retry_after_s=max(1, min(5, math.ceil(existing.lease_expires_at - now))))
 
     async def complete(self, claim: LedgerRecord, message: dict[str, object]) -> None:
-        await self.store.complete(claim.workspace_id, claim.key, message, self._clock.time())
+        await self.store.complete(
+            claim.workspace_id, claim.key, message, self._clock.time(), message_id=claim.message_id
+        )
 
     async def release(self, claim: LedgerRecord) -> None:
         """Free the key (nothing was sent). Not once the lease has run out: by then another caller may have been
         told "unknown" and sent again under a new key, so freeing this key could let the message out twice."""
         now = self._clock.time()
         if not claim.is_expired(now):
-            await self.store.release(claim.workspace_id, claim.key, now)
+            await self.store.release(claim.workspace_id, claim.key, now, message_id=claim.message_id)
 
     async def purge(self, retention_s: float = RETENTION_S) -> int:
         return await self.store.purge(self._clock.time() - max(retention_s, RETENTION_S))

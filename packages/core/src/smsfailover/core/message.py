@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -195,7 +196,12 @@ def parse_send_request(body: bytes) -> SendRequest:
 
 def fingerprint(req: SendRequest) -> str:
     """What makes two sends "the same payload" for an idempotency key: to, content and media."""
-    canonical = json.dumps([req.to, req.content, list(req.media_urls)], ensure_ascii=False)
+    return payload_fingerprint(req.to, req.content, req.media_urls)
+
+
+def payload_fingerprint(to: str, content: str, media_urls: Sequence[str]) -> str:
+    """The same fingerprint from a stored message's fields (the origin's copy of an edge send)."""
+    canonical = json.dumps([to, content, list(media_urls)], ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

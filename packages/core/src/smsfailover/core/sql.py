@@ -93,11 +93,25 @@ RETURNING idempotency_key
 _GET = "SELECT * FROM idempotency_ledger WHERE workspace_id = ? AND idempotency_key = ?"
 _COMPLETE = """
 UPDATE idempotency_ledger SET state = 'completed', message = ?, updated_at = ?
-WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed'
+WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed' AND message_id = ?
 """
 _RELEASE = """
 UPDATE idempotency_ledger SET state = 'released', updated_at = ?
-WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed'
+WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed' AND message_id = ?
+"""
+# LedgerStore.adopt (ledger.may_adopt says the same in Python).
+_ADOPT = """
+INSERT INTO idempotency_ledger (workspace_id, idempotency_key, fingerprint, state, endpoint, message_id,
+                                lease_expires_at, created_at, updated_at, message)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (workspace_id, idempotency_key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, state = excluded.state, endpoint = excluded.endpoint,
+    message_id = excluded.message_id, lease_expires_at = excluded.lease_expires_at,
+    created_at = excluded.created_at, updated_at = excluded.updated_at, message = excluded.message
+WHERE idempotency_ledger.state = 'released' OR idempotency_ledger.message_id = ?
+   OR (idempotency_ledger.message_id = excluded.message_id
+       AND NOT (idempotency_ledger.state = 'completed' AND excluded.state <> 'completed'))
+RETURNING idempotency_key
 """
 _PURGE = "DELETE FROM idempotency_ledger WHERE created_at < ?"
 
@@ -142,11 +156,33 @@ class SqlLedgerStore:
         rows = await self._db.fetch(_GET, [workspace_id, key])
         return record_from_row(rows[0]) if rows else None
 
-    async def complete(self, workspace_id: str, key: str, message: dict[str, object], now: float) -> None:
-        await self._db.execute(_COMPLETE, [json.dumps(message), _ms(now), workspace_id, key])
+    async def complete(
+        self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
+    ) -> None:
+        await self._db.execute(_COMPLETE, [json.dumps(message), _ms(now), workspace_id, key, message_id])
 
-    async def release(self, workspace_id: str, key: str, now: float) -> None:
-        await self._db.execute(_RELEASE, [_ms(now), workspace_id, key])
+    async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
+        await self._db.execute(_RELEASE, [_ms(now), workspace_id, key, message_id])
+
+    async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
+        message = json.dumps(record.message) if record.message is not None else None
+        rows = await self._db.fetch(
+            _ADOPT,
+            [
+                record.workspace_id,
+                record.key,
+                record.fingerprint,
+                record.state.value,
+                record.endpoint,
+                record.message_id,
+                _ms(record.lease_expires_at),
+                _ms(record.created_at),
+                _ms(record.updated_at),
+                message,
+                replacing or "-",  # never a message id: no row matches
+            ],
+        )
+        return len(rows) == 1
 
     async def purge(self, older_than: float) -> int:
         return await self._db.execute(_PURGE, [_ms(older_than)])

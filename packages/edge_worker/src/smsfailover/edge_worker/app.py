@@ -27,6 +27,7 @@ from smsfailover.core.sql import SqlExecutor, SqlLedgerStore, SqlMessageStore
 from smsfailover.edge_worker.config import EdgeConfig
 from smsfailover.edge_worker.mirror import SettingsMirror
 from smsfailover.edge_worker.routing import Route, Router
+from smsfailover.edge_worker.send_ledger import EnabledOnlyLedgerStore
 from smsfailover.edge_worker.service_api import ServiceApi
 from smsfailover.edge_worker.sync import SyncFeed
 
@@ -45,7 +46,8 @@ class EdgeApp:
         self._clock = clock
         self._ledger_store = SqlLedgerStore(db)
         self._secret = config.jwt_secret or ""
-        ledger = IdempotencyLedger(self._ledger_store, clock, lease_s=config.lease_s)
+        # the edge's own sends claim only for workspaces it holds as enabled (send_ledger.py)
+        ledger = IdempotencyLedger(EnabledOnlyLedgerStore(db), clock, lease_s=config.lease_s)
         messages = SqlMessageStore(db)
 
         async def ledger_for(workspace_id: str) -> IdempotencyLedger:
@@ -88,6 +90,7 @@ class EdgeApp:
                 Route("POST", "/v1/ledger/complete", service.complete),
                 Route("POST", "/v1/ledger/release", service.release),
                 Route("POST", "/v1/ledger/reconcile", service.reconcile),
+                Route("GET", "/v1/ledger/ping", service.ping),
                 Route("GET", "/v1/ledger/{ws}/{key}", service.get_record),
                 Route("GET", "/v1/sync/messages", service.sync_messages),
                 Route("PUT", "/v1/settings-mirror/{ws}", service.put_settings),

@@ -17,7 +17,7 @@ from smsfailover.core.auth import Principal, require_service, verify_bearer
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
-from smsfailover.core.ledger import LedgerState, LedgerStore
+from smsfailover.core.ledger import LedgerRecord, LedgerState, LedgerStore
 from smsfailover.core.message import validate_idempotency_key, validate_workspace_id
 from smsfailover.core.messages_api import ApiRequest, ApiResponse
 from smsfailover.edge_worker.ledger_json import (
@@ -79,25 +79,38 @@ class ServiceApi:
         return _ok(record.to_json())
 
     async def complete(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        """Complete the claim named by `message_id` (fenced: another attempt's claim is left as it is)."""
         self._service(request)
         body = _body(request)
         workspace_id, key = _ws_key(require_str(body, "workspace_id"), require_str(body, "key"))
         message = require_object(body.get("message"), "message")
-        await self._ledger.complete(workspace_id, key, dict(message), _now(body, self._clock))
+        message_id = require_str(body, "message_id")
+        await self._ledger.complete(workspace_id, key, dict(message), _now(body, self._clock), message_id=message_id)
         return await self._current(workspace_id, key)
 
     async def release(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        """Release the claim named by `message_id`; a late retried release never frees someone else's claim."""
         self._service(request)
         body = _body(request)
         workspace_id, key = _ws_key(require_str(body, "workspace_id"), require_str(body, "key"))
-        await self._ledger.release(workspace_id, key, _now(body, self._clock))
-        return await self._current(workspace_id, key)
+        message_id = require_str(body, "message_id")
+        await self._ledger.release(workspace_id, key, _now(body, self._clock), message_id=message_id)
+        record = await self._ledger.get(workspace_id, key)
+        return _ok({"record": record.to_json() if record else None})
+
+    async def ping(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        """An authenticated ledger round trip: what ends the origin's degraded mode (not /v1/health)."""
+        self._service(request)
+        await self._ledger.get("_", "_ping")
+        return _ok({"ledger": "ok"})
 
     async def reconcile(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
-        """Merge claims the origin made on its own ledger while it could not reach this one.
+        """Merge the origin's records of keys this ledger may not have seen (DESIGN.md rule 6).
 
-        A key the edge never saw is recorded as the origin left it. A key the edge itself sent while the
-        origin also sent it is a double send: reported in `duplicates` (the caller counts and logs them).
+        Per record: a key new here is recorded as the origin left it; this ledger still holding the origin's own
+        open claim (same message id) takes the origin's outcome; a record of another attempt here (another
+        message id, either endpoint) that was not released, for a key the origin sent, is a double send,
+        reported in `duplicates` (the origin counts and logs each one).
         """
         self._service(request)
         records = _body(request).get("records")
@@ -108,18 +121,33 @@ class ServiceApi:
         merged, duplicates = 0, []
         for index, raw in enumerate(records):
             local = record_from_json(raw, f"records[{index}]")
-            if local.state is LedgerState.RELEASED:
-                continue  # nothing was sent; nothing to merge
-            claim = dataclasses.replace(local, state=LedgerState.CLAIMED, message=None)
-            if await self._ledger.try_claim(claim):
-                if local.state is LedgerState.COMPLETED and local.message is not None:
-                    await self._ledger.complete(local.workspace_id, local.key, local.message, local.updated_at)
-                merged += 1
-                continue
-            existing = await self._ledger.get(local.workspace_id, local.key)
-            if existing is not None and existing.endpoint == "edge" and existing.state is not LedgerState.RELEASED:
-                duplicates.append(local.key)
+            verdict = await self._merge(local)
+            merged += verdict == "merged"
+            if verdict == "duplicate":
+                duplicates.append({"workspace_id": local.workspace_id, "key": local.key})
         return _ok({"merged": merged, "duplicates": duplicates})
+
+    async def _merge(self, local: LedgerRecord) -> str:
+        if local.state is LedgerState.RELEASED:
+            return "skipped"  # nothing was sent; releases travel fenced through /v1/ledger/release
+        if await self._ledger.try_claim(dataclasses.replace(local, state=LedgerState.CLAIMED, message=None)):
+            await self._complete_like(local)
+            return "merged"
+        existing = await self._ledger.get(local.workspace_id, local.key)
+        if existing is None or existing.state is LedgerState.RELEASED:
+            return "skipped"
+        if existing.message_id == local.message_id:
+            if existing.state is LedgerState.CLAIMED and local.state is LedgerState.COMPLETED:
+                await self._complete_like(local)  # the origin's own open claim takes its outcome
+                return "merged"
+            return "known"
+        return "duplicate" if local.state is LedgerState.COMPLETED else "other"
+
+    async def _complete_like(self, local: LedgerRecord) -> None:
+        if local.state is LedgerState.COMPLETED and local.message is not None:
+            await self._ledger.complete(
+                local.workspace_id, local.key, local.message, local.updated_at, message_id=local.message_id
+            )
 
     async def _current(self, workspace_id: str, key: str) -> ApiResponse:
         record = await self._ledger.get(workspace_id, key)

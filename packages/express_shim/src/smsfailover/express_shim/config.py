@@ -36,6 +36,8 @@ class OriginConfig:
     outbox_interval_s: float = 2.0  # retries; a change itself wakes the outbox at once
     sync_interval_s: float = 2.0
     probe_interval_s: float = 5.0
+    reconcile_interval_s: float = 1.0  # the edge ledger queue, and the ping that ends degraded mode
+    switch_interval_s: float = 0.5  # the two-phase failover switch
     purge_interval_s: float = 300.0
     retention_s: float = 24 * 3600.0
     background: bool = True  # tests that drive the tasks by hand turn them off

@@ -1,8 +1,16 @@
 """The origin's client of the edge's service routes (docs/architecture.md, "Edge service routes").
 
-Every call carries a service token minted from the shared secret. Anything but a 2xx answer (a timeout,
-a refused connection, a 5xx, an auth failure from a misconfigured secret) is EdgeUnavailable: the callers
-decide what "unavailable" means for them (the ledger degrades to local; the outbox and the sync retry later).
+Every call carries a service token minted from the shared secret. Anything but a 2xx answer is EdgeUnavailable,
+with a `kind` that says what is known about the request (DESIGN.md, "Ledger authority" rule 5):
+
+    unreachable   the edge definitely never got the request: connection refused or reset before the request was
+                  written, connect timeout, DNS or TLS failure. Only this kind feeds the ledger's failure detector.
+    no_answer     the request may have reached the edge: read timeout, connection lost after writing, a wait for
+                  a pooled connection that ran out (our own congestion, not the edge's absence)
+    auth          401/403: a configuration fault (secrets differ), loud, never "unreachable"
+    error         a 5xx or an answer that makes no sense
+
+The callers decide what each kind means for them (the ledger; the outbox and the sync retry later).
 """
 
 from __future__ import annotations
@@ -14,11 +22,30 @@ from typing import Any
 
 import httpx2
 
+UNREACHABLE, NO_ANSWER, AUTH, ERROR = "unreachable", "no_answer", "auth", "error"
+
+# httpx2 errors after which the edge cannot have seen the request.
+_NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.WriteError)
+
 
 class EdgeUnavailable(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, kind: str = ERROR) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
+
+    @property
+    def definitely_unreachable(self) -> bool:
+        return self.kind == UNREACHABLE
+
+
+def _timeout(total_s: float) -> httpx2.Timeout:
+    # A short connect phase: a refused or silent connect is the detector's evidence, and it is retried.
+    return httpx2.Timeout(total_s, connect=min(total_s, 0.5))
+
+
+def _kind_of(exc: httpx2.HTTPError) -> str:
+    return UNREACHABLE if isinstance(exc, _NEVER_SENT) else NO_ANSWER
 
 
 def _object(answer: Any) -> dict[str, Any]:
@@ -62,12 +89,25 @@ class EdgeClient:
         answer = await self._json("GET", path, None, missing_ok=True)
         return None if answer is None else _object(answer)
 
-    async def ledger_complete(self, workspace_id: str, key: str, message: Mapping[str, object], now: float) -> None:
-        body = {"workspace_id": workspace_id, "key": key, "message": dict(message), "now": now}
+    async def ledger_complete(
+        self, workspace_id: str, key: str, message: Mapping[str, object], now: float, *, message_id: str
+    ) -> None:
+        body = {
+            "workspace_id": workspace_id,
+            "key": key,
+            "message": dict(message),
+            "now": now,
+            "message_id": message_id,
+        }
         await self._json("POST", "/v1/ledger/complete", body)
 
-    async def ledger_release(self, workspace_id: str, key: str, now: float) -> None:
-        await self._json("POST", "/v1/ledger/release", {"workspace_id": workspace_id, "key": key, "now": now})
+    async def ledger_release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
+        body = {"workspace_id": workspace_id, "key": key, "now": now, "message_id": message_id}
+        await self._json("POST", "/v1/ledger/release", body)
+
+    async def ledger_ping(self) -> None:
+        """An authenticated round trip to the edge ledger (what ends degraded mode)."""
+        await self._json("GET", "/v1/ledger/ping", None)
 
     async def ledger_reconcile(self, records: list[dict[str, object]]) -> dict[str, Any]:
         return _object(await self._json("POST", "/v1/ledger/reconcile", {"records": records}, timeout_s=10.0))
@@ -102,16 +142,16 @@ class EdgeClient:
         headers = {"Authorization": f"Bearer {self._token()}"}
         try:
             resp = await self._http.request(
-                method, path, json=body, headers=headers, timeout=timeout_s or self._timeout_s
+                method, path, json=body, headers=headers, timeout=_timeout(timeout_s or self._timeout_s)
             )
-        except httpx2.TimeoutException as exc:
-            raise EdgeUnavailable(f"{method} {path.split('?')[0]}: timed out") from exc
         except httpx2.HTTPError as exc:
-            raise EdgeUnavailable(f"{method} {path.split('?')[0]}: {type(exc).__name__}") from exc
+            what = "timed out" if isinstance(exc, httpx2.TimeoutException) else type(exc).__name__
+            raise EdgeUnavailable(f"{method} {path.split('?')[0]}: {what}", _kind_of(exc)) from exc
         if missing_ok and resp.status_code == 404:
             return None
         if not 200 <= resp.status_code < 300:
-            raise EdgeUnavailable(f"{method} {path.split('?')[0]}: HTTP {resp.status_code}")
+            kind = AUTH if resp.status_code in (401, 403) else ERROR
+            raise EdgeUnavailable(f"{method} {path.split('?')[0]}: HTTP {resp.status_code}", kind)
         try:
             return resp.json() if resp.content else {}
         except ValueError as exc:

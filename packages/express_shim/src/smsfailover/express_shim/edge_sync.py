@@ -1,8 +1,9 @@
 """Copies the messages the edge sent into the origin's database (the seed's "refresh UI"), through a cursor.
 
 The cursor (the edge's commit sequence) is stored after each page, so a restart resumes where it stopped and
-nothing the edge sent while the origin was down is missed. Each synced send also enters the send log, which the
-status route's failover count and edge figures come from.
+nothing the edge sent while the origin was down is missed. Each synced send also enters the origin's own ledger as
+the edge's record of the key (DESIGN.md, "Ledger authority" rule 1: a retry at the origin is answered from it), and
+the send log, which the status route's failover count and edge figures come from.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from smsfailover.core.clock import Clock, SystemClock
 from smsfailover.core.ids import parse_rfc3339
+from smsfailover.core.ledger import LedgerRecord, LedgerState, LedgerStore
 from smsfailover.core.log import log_event
+from smsfailover.core.message import payload_fingerprint
 from smsfailover.core.sql import SqlMessageStore
 from smsfailover.express_shim.delivery_updates import DeliveryUpdates
 from smsfailover.express_shim.edge_client import EdgeClient
@@ -49,8 +53,16 @@ class EdgeMessageSync:
         messages: SqlMessageStore,
         send_log: SendLog,
         delivery: DeliveryUpdates | None = None,
+        *,
+        ledger: LedgerStore | None = None,
+        lease_s: float = 30.0,
+        clock: Clock | None = None,
     ) -> None:
         self._cursor = SyncCursor(db)
+        self._ledger = ledger
+        self._lease_s = lease_s
+        self._clock = clock or SystemClock()
+        self.caught_up_from_ms = 0  # start time of the last round that reached the end of the feed
         self._delivery = delivery
         self._edge = edge
         self._messages = messages
@@ -58,12 +70,15 @@ class EdgeMessageSync:
 
     async def run_once(self, now_ms: int) -> int:
         """Pull what the edge sent since the cursor; how many messages were copied."""
+        started_ms = int(self._clock.time() * 1000)
+        caught_up = False
         cursor = await self._cursor.get()
         copied = 0
         for _ in range(MAX_PAGES_PER_ROUND):
             answer = await self._edge.sync_messages(after=cursor, limit=PAGE_SIZE)
             data = answer.get("data")
             if not isinstance(data, list) or not data:
+                caught_up = True
                 break
             for item in data:
                 if isinstance(item, dict) and await self._copy(item, now_ms):
@@ -75,7 +90,10 @@ class EdgeMessageSync:
             cursor = next_cursor
             await self._cursor.set(cursor, now_ms)
             if len(data) < PAGE_SIZE:
+                caught_up = True
                 break
+        if caught_up:
+            self.caught_up_from_ms = max(self.caught_up_from_ms, started_ms)
         if copied:
             log_event("edge_sync_copied", messages=copied, cursor=cursor)
         return copied
@@ -91,7 +109,9 @@ class EdgeMessageSync:
             log_event("edge_sync_skipped_malformed", level=logging.WARNING, error=type(exc).__name__)
             return False
         status = str(message.get("status"))
-        if status == "unknown" and not message.get("error"):
+        in_flight = status == "unknown" and not message.get("error")
+        await self._adopt(message, created_ms, in_flight)
+        if in_flight:
             return True  # still in flight at the edge: its outcome comes with a later page (the update bumps seq)
         latency = message.get("latency_ms")
         await self._send_log.record(
@@ -107,3 +127,34 @@ class EdgeMessageSync:
         if self._delivery is not None and isinstance(sid, str) and sid:
             await self._delivery.apply_parked(sid, now_ms)  # callbacks that came before the sync
         return True
+
+    async def _adopt(self, message: dict[str, Any], created_ms: int, in_flight: bool) -> None:
+        """The edge's record of this key, into the origin's ledger (never over the origin's own claim)."""
+        if self._ledger is None:
+            return
+        created = created_ms / 1000
+        media = message.get("media_urls") or []
+        state = LedgerState.CLAIMED if in_flight else LedgerState.COMPLETED
+        if _released_at_edge(message):
+            state = LedgerState.RELEASED
+        record = LedgerRecord(
+            workspace_id=str(message["workspace_id"]),
+            key=str(message["idempotency_key"]),
+            fingerprint=payload_fingerprint(str(message["to"]), str(message.get("content") or ""), list(media)),
+            state=state,
+            endpoint="edge",
+            lease_expires_at=created + self._lease_s,
+            created_at=created,
+            updated_at=self._clock.time(),
+            message=message if state is LedgerState.COMPLETED else None,
+            message_id=str(message["id"]),
+        )
+        if not await self._ledger.adopt(record):
+            log_event("edge_send_beside_origin_record", level=logging.WARNING, workspace_id=record.workspace_id)
+
+
+def _released_at_edge(message: dict[str, Any]) -> bool:
+    """The edge freed the key (nothing was sent): the provider refused it or could not be reached."""
+    error = message.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    return message.get("status") == "failed" and code in {"provider_rejected", "provider_unavailable"}

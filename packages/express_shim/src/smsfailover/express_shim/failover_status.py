@@ -21,11 +21,23 @@ def _endpoint_view(probe: ProbeResult, stats: Mapping[str, object]) -> dict[str,
     }
 
 
+def _detector_view(services: OriginServices) -> dict[str, object]:
+    snapshot = services.ledgers.detector.snapshot()
+    return {
+        "state": snapshot.state,
+        "since": rfc3339(snapshot.since) if snapshot.since is not None else None,
+        "reason": snapshot.reason,
+        "config_fault": snapshot.config_fault,
+    }
+
+
 async def workspace_status(services: OriginServices, ws: str) -> dict[str, object]:
     """The body of GET /v1/workspaces/{ws}/sms-failover/status (the settings page shows the same)."""
     now_ms = services.now_ms()
-    enabled = (await services.settings.get(ws)).sms_failover_enabled
-    degraded = enabled and services.degraded
+    settings = await services.settings.get(ws)
+    enabled = settings.sms_failover_enabled
+    edge_guards = settings.failover_state != "off"  # the origin claims this workspace's keys at the edge
+    degraded = edge_guards and services.degraded
     endpoints: dict[str, object] = {}
     for name in ("origin", "edge"):
         window = await services.send_log.window(ws, name, now_ms)
@@ -40,8 +52,12 @@ async def workspace_status(services: OriginServices, ws: str) -> dict[str, objec
     return {
         "workspace_id": ws,
         "enabled": enabled,
-        "ledger": "edge" if enabled and not degraded else "local",
+        "ledger": "edge" if edge_guards and not degraded else "local",
         "degraded": degraded,
+        "failover_state": settings.failover_state,
+        "edge_ledger": _detector_view(services),
+        # keys found sent twice (reconcile); 0 is the normal figure
+        "double_sends_found": await services.double_sends.count(ws),
         "endpoints": endpoints,
         "failovers_15m": await services.send_log.count(ws, now_ms, endpoint="edge"),
         "unknown_15m": await services.send_log.unknown_messages(ws, now_ms, services.config.lease_s),

@@ -36,14 +36,25 @@ class OriginMetrics:
             registry=r,
         )
         self.ledger_degraded = Gauge(
-            "smsfailover_origin_ledger_degraded", "1 while the edge ledger is unreachable", registry=r
+            "smsfailover_origin_ledger_degraded",
+            "1 while the edge ledger is definitely unreachable (its failure detector) and sends use the local ledger",
+            registry=r,
+        )
+        self.ledger_unavailable = Counter(
+            "smsfailover_origin_ledger_unavailable",
+            "Sends answered 503 ledger_unavailable (the edge ledger gave no answer; nothing sent), by failure kind",
+            ["kind"],
+            registry=r,
+        )
+        self.edge_ledger_queue = Gauge(
+            "smsfailover_origin_edge_ledger_queue", "Pushes and releases the edge ledger has not taken yet", registry=r
         )
         self.reconciled = Counter(
-            "smsfailover_origin_reconciled_keys", "Degraded-mode keys merged into the edge ledger", registry=r
+            "smsfailover_origin_reconciled_keys", "Origin records merged into the edge ledger", registry=r
         )
         self.double_sends = Counter(
             "smsfailover_origin_double_sends",
-            "Keys sent by both endpoints, found when reconciling the degraded ledger",
+            "Keys found sent by two attempts when reconciling with the edge ledger (0 is the normal figure)",
             registry=r,
         )
         self.outbox_pending = Gauge(

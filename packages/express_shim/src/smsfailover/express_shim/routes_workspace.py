@@ -33,6 +33,8 @@ def settings_body(settings: WorkspaceSettings) -> dict[str, object]:
         "workspace_id": settings.workspace_id,
         "sms_failover_enabled": settings.sms_failover_enabled,
         "updated_at": rfc3339(updated / 1000) if updated is not None else None,
+        # where the two-phase switch has got to: off | enabling | on | disabling (docs/decisions.md)
+        "failover_state": settings.failover_state,
     }
 
 
@@ -46,28 +48,32 @@ def _invalid_settings(message: str, field: str = "sms_failover_enabled") -> ApiE
     return ApiError(422, "invalid_settings", message, field=field)
 
 
-def parse_settings_patch(body: bytes) -> bool:
-    """The one setting there is: `{"sms_failover_enabled": true|false}`; anything else is refused."""
+def parse_settings_patch(body: bytes) -> tuple[bool, bool]:
+    """`{"sms_failover_enabled": true|false}`, and `"force": true` to end a disable at once while the edge cannot
+    acknowledge it (the residual risk is the operator's call); anything else is refused. (enabled, force)."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise _invalid_settings('Send a JSON object such as {"sms_failover_enabled": true}.')
-    unknown = sorted(set(data) - {"sms_failover_enabled"})
+    unknown = sorted(set(data) - {"sms_failover_enabled", "force"})
     if unknown:
         raise _invalid_settings(f"Unknown setting {unknown[0]!r}; only sms_failover_enabled exists.", unknown[0])
     value = data.get("sms_failover_enabled")
     if not isinstance(value, bool):
         raise _invalid_settings("sms_failover_enabled must be true or false.")
-    return value
+    force = data.get("force", False)
+    if not isinstance(force, bool) or (force and value):
+        raise _invalid_settings("force is true or false, and only forces a disable.", "force")
+    return value, force
 
 
 async def patch_settings(request: Request) -> Response:
     services = _services(request)
     ws = _workspace(request, services)
-    enabled = parse_settings_patch(await request.body())
-    settings = await services.set_failover(ws, enabled)
+    enabled, force = parse_settings_patch(await request.body())
+    settings = await services.set_failover(ws, enabled, force=force)
     return JSONResponse(settings_body(settings))
 
 

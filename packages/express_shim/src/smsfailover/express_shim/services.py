@@ -21,12 +21,15 @@ from smsfailover.express_shim.config import OriginConfig
 from smsfailover.express_shim.delivery_updates import DeliveryUpdates
 from smsfailover.express_shim.edge_client import EdgeClient
 from smsfailover.express_shim.edge_sync import EdgeMessageSync
-from smsfailover.express_shim.ledger_selection import DegradedClaims, EdgeLedgerHealth, LedgerSelection
+from smsfailover.express_shim.ledger.detector import EdgeLedgerDetector
+from smsfailover.express_shim.ledger.origin_ledger import LedgerParts, LedgerSelection
+from smsfailover.express_shim.ledger.queue import EdgeLedgerQueue
+from smsfailover.express_shim.ledger.reconcile import DoubleSends, Reconciler, ReconcileResult
+from smsfailover.express_shim.ledger.remote_store import EdgeLedger
+from smsfailover.express_shim.ledger.switch import FailoverSwitch
 from smsfailover.express_shim.mirror_push import MirrorPusher
 from smsfailover.express_shim.origin_metrics import OriginMetrics
 from smsfailover.express_shim.probes import HealthProbes, timed
-from smsfailover.express_shim.reconcile import Reconciler, ReconcileResult
-from smsfailover.express_shim.remote_ledger import RemoteLedgerStore
 from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.window_stats import SendLog
 from smsfailover.express_shim.workspace_settings import (
@@ -70,7 +73,9 @@ class OriginServices:
     messages: SqlMessageStore
     local_ledger: SqlLedgerStore
     ledgers: LedgerSelection
-    degraded_claims: DegradedClaims
+    edge_ledger_queue: EdgeLedgerQueue
+    double_sends: DoubleSends
+    switch: FailoverSwitch
     send_log: SendLog
     provider: TwilioProvider
     poster: HttpPoster
@@ -81,13 +86,15 @@ class OriginServices:
     reconciler: Reconciler
     delivery: DeliveryUpdates
     outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    switch_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def now_ms(self) -> int:
         return int(self.clock.time() * 1000)
 
     @property
     def degraded(self) -> bool:
-        return not self.ledgers.health.available
+        """Sending on the local ledger alone: the edge ledger is definitely unreachable (DESIGN.md rule 5)."""
+        return self.ledgers.detector.unreachable
 
     async def aclose(self) -> None:
         await self.edge.aclose()
@@ -95,12 +102,16 @@ class OriginServices:
         if close is not None:
             await close()
 
-    async def set_failover(self, workspace_id: str, enabled: bool) -> WorkspaceSettings:
-        """Change a workspace's flag: stored with its outbox entry, seen by this process's sends at once."""
-        settings = await self.settings.set_failover(workspace_id, enabled, self.now_ms())
+    async def set_failover(self, workspace_id: str, enabled: bool, *, force: bool = False) -> WorkspaceSettings:
+        """Change a workspace's flag and start the two-phase switch (ledger/switch.py); this process's sends see
+        the switch at once, the others within the flags' cache time."""
+        settings = await self.settings.set_failover(workspace_id, enabled, self.now_ms(), force=force)
         self.flags.invalidate(workspace_id)
-        self.outbox_wake.set()  # push it to the edge mirror now, not at the next round
+        self.outbox_wake.set()  # push a disable to the edge mirror now, not at the next round
+        self.switch_wake.set()
         log_event("settings_changed", workspace_id=workspace_id, sms_failover_enabled=enabled)
+        if force and not enabled:
+            log_event("failover_force_disabled", level=logging.WARNING, workspace_id=workspace_id)
         return settings
 
     # -- background rounds --
@@ -119,11 +130,15 @@ class OriginServices:
             self.metrics.endpoint_up.labels(name).set(1 if result.healthy else 0)
             if result.latency_ms is not None:
                 self.metrics.probe_seconds.labels(name).set(result.latency_ms / 1000)
-        if results["edge"].healthy:
-            self.ledgers.health.mark_up()
 
     async def reconcile(self) -> None:
+        """The edge ledger's queue and degraded mode's end (an authenticated ping, never /v1/health)."""
         await self.reconciler.run_once()
+        self.metrics.edge_ledger_queue.set(await self.edge_ledger_queue.count())
+
+    async def advance_switches(self) -> None:
+        await self.switch.run_once()
+        self.outbox_wake.set()  # an enable the switch just queued goes out now
 
     async def purge(self) -> None:
         cutoff = self.clock.time() - self.config.retention_s
@@ -140,7 +155,8 @@ class OriginServices:
             PeriodicTask("settings_outbox", c.outbox_interval_s, self.push_outbox, wake=self.outbox_wake),
             PeriodicTask("edge_sync", c.sync_interval_s, self.sync_edge_messages),
             PeriodicTask("health_probes", c.probe_interval_s, self.probe),
-            PeriodicTask("ledger_reconcile", c.probe_interval_s, self.reconcile),
+            PeriodicTask("ledger_reconcile", c.reconcile_interval_s, self.reconcile),
+            PeriodicTask("failover_switch", c.switch_interval_s, self.advance_switches, wake=self.switch_wake),
             PeriodicTask("ledger_purge", c.purge_interval_s, self.purge),
         ]
 
@@ -156,25 +172,28 @@ def build_services(
     clock = clock or SystemClock()
     metrics = OriginMetrics()
     settings = SettingsStore(db)
-    flags = FailoverFlags(settings)
+    flags = FailoverFlags(settings, clock=clock)
     edge = edge or EdgeClient(config.edge_url, ServiceToken(config.jwt_secret, clock), timeout_s=config.edge_timeout_s)
     local_ledger = SqlLedgerStore(db)
-    queue = DegradedClaims(db)
+    queue = EdgeLedgerQueue(db)
+    edge_ledger = EdgeLedger(edge)
 
-    def on_edge_change(available: bool) -> None:
-        metrics.ledger_degraded.set(0 if available else 1)
+    def on_edge_change(reachable: bool) -> None:
+        metrics.ledger_degraded.set(0 if reachable else 1)
 
-    health = EdgeLedgerHealth(on_edge_change)
-    ledgers = LedgerSelection(
-        enabled=flags.enabled,
+    detector = EdgeLedgerDetector(clock, on_change=on_edge_change)
+    parts = LedgerParts(
         local=local_ledger,
-        remote=RemoteLedgerStore(edge),
+        edge=edge_ledger,
+        detector=detector,
         queue=queue,
-        health=health,
         clock=clock,
         lease_s=config.lease_s,
         on_degraded_claim=metrics.ledger_local_claims.inc,
+        on_unavailable=lambda kind: metrics.ledger_unavailable.labels(kind).inc(),
     )
+    ledgers = LedgerSelection(parts, flags.edge_may_accept)
+    double_sends = DoubleSends(db, on_found=metrics.double_sends.inc)
     # aiohttp: benchmark 3 measured httpx2's connection pool as the send path's first bottleneck (docs/decisions.md).
     poster = poster or AiohttpPoster()
     provider = TwilioProvider(
@@ -195,9 +214,11 @@ def build_services(
 
     def on_reconciled(result: ReconcileResult) -> None:
         metrics.reconciled.inc(result.merged)
-        metrics.double_sends.inc(len(result.duplicates))
 
     delivery = DeliveryUpdates(db, messages)
+    sync = EdgeMessageSync(
+        db, edge, messages, send_log, delivery, ledger=local_ledger, lease_s=config.lease_s, clock=clock
+    )
 
     return OriginServices(
         config=config,
@@ -211,16 +232,35 @@ def build_services(
         messages=messages,
         local_ledger=local_ledger,
         ledgers=ledgers,
-        degraded_claims=queue,
+        edge_ledger_queue=queue,
+        double_sends=double_sends,
+        switch=FailoverSwitch(
+            db=db,
+            edge=edge_ledger,
+            queue=queue,
+            double_sends=double_sends,
+            clock=clock,
+            flags_ttl_s=flags.ttl_s,
+            lease_s=config.lease_s,
+            retention_s=config.retention_s,
+            synced_through_ms=lambda: sync.caught_up_from_ms,
+            on_switched=lambda ws, state: flags.invalidate(ws),
+        ),
         send_log=send_log,
         provider=provider,
         poster=poster,
         limiter=TokenBucketLimiter(rate=config.rate_limit, clock=clock),
         probes=HealthProbes({"origin": db_ping, "edge": edge.health}, clock.time),
         mirror=MirrorPusher(SettingsOutbox(db), edge),
-        sync=EdgeMessageSync(db, edge, messages, send_log, delivery),
+        sync=sync,
         reconciler=Reconciler(
-            queue=queue, local=local_ledger, edge=edge, health=health, clock=clock, on_result=on_reconciled
+            queue=queue,
+            local=local_ledger,
+            edge=edge_ledger,
+            detector=detector,
+            double_sends=double_sends,
+            clock=clock,
+            on_result=on_reconciled,
         ),
         delivery=delivery,
     )

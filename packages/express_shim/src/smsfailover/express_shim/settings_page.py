@@ -207,8 +207,8 @@ async def live(request: Request) -> Response:
 async def put_settings(request: Request) -> Response:
     page_auth.check_write(request, request.headers.get(page_auth.CSRF_HEADER))
     ws = _api_workspace(request)
-    enabled = parse_settings_patch(await request.body())
-    settings = await _services(request).set_failover(ws, enabled)
+    enabled, force = parse_settings_patch(await request.body())
+    settings = await _services(request).set_failover(ws, enabled, force=force)
     return JSONResponse(settings_body(settings), headers={"Cache-Control": "no-store"})
 
 

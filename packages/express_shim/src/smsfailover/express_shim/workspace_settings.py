@@ -1,10 +1,21 @@
-"""Per-workspace settings (failover on/off, default off), each change queued in the outbox atomically."""
+"""Per-workspace settings (failover on/off, default off) and the failover switch's phase.
+
+`sms_failover_enabled` is what the workspace asked for. `failover_state` is where the two-phase switch has got to
+(DESIGN.md, "Ledger authority" rule 4; ledger/switch.py drives it):
+
+    off ──enable──▶ enabling ──(origin processes claim at the edge, edge seeded, edge told)──▶ on
+    on ──disable──▶ disabling ──(edge acknowledged, its last claims settled and synced)──▶ off
+
+Every state but `off` means the edge may accept sends for the workspace, so the origin claims each new key there.
+A disable is queued in the outbox in the change's own transaction; an enable is queued by the switch once the edge
+ledger has been seeded.
+"""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
+from smsfailover.core.clock import Clock, SystemClock
 from smsfailover.express_shim.storage.base import Database
 
 _UPSERT = """
@@ -20,7 +31,25 @@ INSERT INTO settings_outbox
     (workspace_id, sms_failover_enabled, updated_at, attempts, next_attempt_at, created_at)
 SELECT workspace_id, sms_failover_enabled, updated_at, 0, 0, ? FROM workspace_settings WHERE workspace_id = ?
 """
-_SELECT = "SELECT workspace_id, sms_failover_enabled, updated_at FROM workspace_settings WHERE workspace_id = ?"
+_SELECT = """
+SELECT s.workspace_id, s.sms_failover_enabled, s.updated_at, f.state AS failover_state
+FROM workspace_settings s LEFT JOIN failover_switch f ON f.workspace_id = s.workspace_id
+WHERE s.workspace_id = ?
+"""
+_START_ENABLING = """
+INSERT INTO failover_switch (workspace_id, state, changed_at, seeded_to, acked_at) VALUES (?, 'enabling', ?, NULL, NULL)
+ON CONFLICT (workspace_id) DO UPDATE SET state = 'enabling', changed_at = excluded.changed_at, seeded_to = NULL,
+    acked_at = NULL
+WHERE failover_switch.state NOT IN ('enabling', 'on')
+"""
+_START_DISABLING = """
+UPDATE failover_switch SET state = 'disabling', changed_at = ?, seeded_to = NULL, acked_at = NULL
+WHERE workspace_id = ? AND state IN ('enabling', 'on')
+"""
+_FORCE_OFF = "UPDATE failover_switch SET state = 'off', changed_at = ? WHERE workspace_id = ?"
+_SWITCH_STATE = "SELECT state FROM failover_switch WHERE workspace_id = ?"
+
+OFF, ENABLING, ON, DISABLING = "off", "enabling", "on", "disabling"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +57,7 @@ class WorkspaceSettings:
     workspace_id: str
     sms_failover_enabled: bool = False
     updated_at_ms: int | None = None  # None: never changed, the contract's defaults
+    failover_state: str = OFF
 
 
 class SettingsStore:
@@ -39,11 +69,25 @@ class SettingsStore:
         if not rows:
             return WorkspaceSettings(workspace_id)
         row = rows[0]
-        return WorkspaceSettings(workspace_id, bool(row["sms_failover_enabled"]), int(str(row["updated_at"])))
+        state = str(row["failover_state"] or OFF)
+        return WorkspaceSettings(workspace_id, bool(row["sms_failover_enabled"]), int(str(row["updated_at"])), state)
 
-    async def set_failover(self, workspace_id: str, enabled: bool, now_ms: int) -> WorkspaceSettings:
-        await self._db.transaction([(_UPSERT, (workspace_id, enabled, now_ms)), (_ENQUEUE, (now_ms, workspace_id))])
+    async def set_failover(
+        self, workspace_id: str, enabled: bool, now_ms: int, *, force: bool = False
+    ) -> WorkspaceSettings:
+        """Store the wish and start the switch. An enable reaches the edge mirror only once the switch has seeded
+        the edge ledger; a disable goes into the outbox now. `force` ends a disable at once (operator's call)."""
+        upsert = (_UPSERT, (workspace_id, enabled, now_ms))
+        if enabled:
+            await self._db.transaction([upsert, (_START_ENABLING, (workspace_id, now_ms))])
+        else:
+            switch = (_FORCE_OFF, (now_ms, workspace_id)) if force else (_START_DISABLING, (now_ms, workspace_id))
+            await self._db.transaction([upsert, switch, (_ENQUEUE, (now_ms, workspace_id))])
         return await self.get(workspace_id)
+
+    async def switch_state(self, workspace_id: str) -> str:
+        rows = await self._db.fetch(_SWITCH_STATE, (workspace_id,))
+        return str(rows[0]["state"]) if rows else OFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,23 +140,25 @@ class SettingsOutbox:
 
 
 class FailoverFlags:
-    """The failover flag per workspace for the send path, cached briefly (a database read saved per send).
+    """Whether the edge may accept sends for a workspace (its switch is not `off`), for the send path, cached
+    briefly (a database read saved per send).
 
     A change made through this process is seen at once (invalidate); one made through another origin process
-    within ttl_s.
+    within ttl_s, which is why the switch waits longer than ttl_s before it seeds the edge (ledger/switch.py).
     """
 
-    def __init__(self, store: SettingsStore, ttl_s: float = 1.0) -> None:
+    def __init__(self, store: SettingsStore, ttl_s: float = 1.0, clock: Clock | None = None) -> None:
         self._store = store
-        self._ttl_s = ttl_s
+        self.ttl_s = ttl_s
+        self._clock = clock or SystemClock()
         self._cache: dict[str, tuple[bool, float]] = {}
 
-    async def enabled(self, workspace_id: str) -> bool:
+    async def edge_may_accept(self, workspace_id: str) -> bool:
         hit = self._cache.get(workspace_id)
-        now = time.monotonic()
-        if hit is not None and now - hit[1] < self._ttl_s:
+        now = self._clock.monotonic()
+        if hit is not None and now - hit[1] < self.ttl_s:
             return hit[0]
-        value = (await self._store.get(workspace_id)).sms_failover_enabled
+        value = await self._store.switch_state(workspace_id) != OFF
         if len(self._cache) > 10_000:  # bounded: forget everything rather than grow
             self._cache.clear()
         self._cache[workspace_id] = (value, now)

@@ -107,6 +107,9 @@
     setField(live, "failovers_15m", String(status.failovers_15m));
     setField(live, "unknown_15m", String(status.unknown_15m));
     setField(live, "ledger", status.ledger + (status.degraded ? " (degraded)" : ""));
+    setField(live, "failover_state", status.failover_state);
+    setField(live, "edge_ledger", status.edge_ledger.state + (status.edge_ledger.config_fault ? " (refused our credentials)" : ""));
+    setField(live, "double_sends_found", String(status.double_sends_found));
     if (writesAtRequest === writes && button.getAttribute("aria-busy") !== "true") showEnabled(status.enabled === true);
     // Redraw only when the figures changed, and never under a keyboard user's focus (it would be lost).
     if (body.chart_html === lastChart || chart.contains(document.activeElement)) return;

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS sync_cursor (
     seq INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
--- Keys claimed in the local ledger while the edge ledger was unreachable, waiting to be reconciled into it.
+-- Before migration 3: keys claimed locally while the edge ledger was unreachable (now edge_ledger_queue).
 CREATE TABLE IF NOT EXISTS degraded_claims (
     workspace_id TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,
@@ -56,6 +56,47 @@ CREATE TABLE IF NOT EXISTS send_log (
 CREATE INDEX IF NOT EXISTS send_log_ws_time ON send_log (workspace_id, created_at);
 CREATE INDEX IF NOT EXISTS send_log_time ON send_log (created_at);
 CREATE UNIQUE INDEX IF NOT EXISTS send_log_message ON send_log (message_id);
+"""
+
+# Migration 3 (DESIGN.md, "Ledger authority"). New tables only (no ALTER), so two processes migrating at once on
+# SQLite cannot trip over each other; workspaces enabled before it start in the switch's `on` state.
+LEDGER_AUTHORITY = """
+CREATE TABLE IF NOT EXISTS failover_switch (
+    workspace_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    changed_at INTEGER NOT NULL,
+    seeded_to TEXT,
+    acked_at INTEGER
+);
+INSERT INTO failover_switch (workspace_id, state, changed_at, seeded_to, acked_at)
+SELECT workspace_id, 'on', updated_at, NULL, NULL FROM workspace_settings WHERE sms_failover_enabled = true
+ON CONFLICT (workspace_id) DO NOTHING;
+-- Ledger work the edge has not heard yet: `push` the local record of this attempt, or `release` its claim there.
+CREATE TABLE IF NOT EXISTS edge_ledger_queue (
+    workspace_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    op TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    queued_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, idempotency_key, message_id, op)
+);
+CREATE INDEX IF NOT EXISTS edge_ledger_queue_time ON edge_ledger_queue (queued_at);
+INSERT INTO edge_ledger_queue (workspace_id, idempotency_key, message_id, op, reason, queued_at)
+SELECT d.workspace_id, d.idempotency_key, l.message_id, 'push', 'degraded', d.queued_at
+FROM degraded_claims d JOIN idempotency_ledger l
+  ON l.workspace_id = d.workspace_id AND l.idempotency_key = d.idempotency_key
+WHERE true
+ON CONFLICT DO NOTHING;
+-- emptied, not dropped: a second process running this migration at once must still find the table
+DELETE FROM degraded_claims;
+-- Keys found sent by two attempts (reconcile): each one a double send, reported per workspace.
+CREATE TABLE IF NOT EXISTS double_sends (
+    workspace_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    found_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, idempotency_key)
+)
 """
 
 
@@ -85,6 +126,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         lambda: _core_schema() + ";\n" + ORIGIN_TABLES,
     ),
     Migration(2, "parked delivery callbacks", _parked_callbacks),
+    Migration(3, "ledger authority: failover switch, edge ledger queue, double sends", lambda: LEDGER_AUTHORITY),
 )
 
 _BOOKKEEPING = """

@@ -1,4 +1,4 @@
-"""A TCP forwarder to the real Redis that can be cut and restored: a lost Redis without stopping Redis."""
+"""A TCP forwarder that can be cut and restored: a lost Redis or edge without stopping the server behind it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,66 @@
+"""The edge's own sends claim keys only for workspaces it holds as enabled (DESIGN.md, "Ledger authority" rule 4).
+
+The check and the claim are one statement: `INSERT ... SELECT ... WHERE EXISTS (enabled in settings_mirror)`.
+D1 runs one write at a time, so once the origin's disable has been written to the mirror (and acknowledged), no
+isolate can claim a new key for that workspace; there is no per-isolate cache for a disable to miss. A key this
+ledger already holds is still answered from its record (replay, 409, unknown) whatever the setting (rule 1).
+The origin's claims through the service routes go to the plain store: it claims at the edge while enabling and
+disabling too.
+"""
+
+from __future__ import annotations
+
+from smsfailover.core.errors import ApiError
+from smsfailover.core.ledger import LedgerRecord, LedgerState
+from smsfailover.core.sql import SqlExecutor, SqlLedgerStore
+
+_CLAIM_IF_ENABLED = """
+INSERT INTO idempotency_ledger (workspace_id, idempotency_key, fingerprint, state, endpoint, message_id,
+                                lease_expires_at, created_at, updated_at, message)
+SELECT ?, ?, ?, 'claimed', ?, ?, ?, ?, ?, NULL
+WHERE EXISTS (SELECT 1 FROM settings_mirror WHERE workspace_id = ? AND sms_failover_enabled = 1)
+ON CONFLICT (workspace_id, idempotency_key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, state = 'claimed', endpoint = excluded.endpoint,
+    message_id = excluded.message_id, lease_expires_at = excluded.lease_expires_at,
+    created_at = excluded.created_at, updated_at = excluded.updated_at, message = NULL
+WHERE idempotency_ledger.state = 'released'
+RETURNING idempotency_key
+"""
+
+
+def failover_disabled() -> ApiError:
+    return ApiError(
+        403,
+        "failover_disabled",
+        "SMS failover is not enabled for this workspace, so the edge does not send for it; nothing was sent.",
+    )
+
+
+class EnabledOnlyLedgerStore(SqlLedgerStore):
+    """core's SQL store whose claim also requires the workspace's failover to be enabled in the mirror."""
+
+    def __init__(self, db: SqlExecutor) -> None:
+        super().__init__(db)
+        self._sql = db
+
+    async def try_claim(self, record: LedgerRecord) -> bool:
+        rows = await self._sql.fetch(
+            _CLAIM_IF_ENABLED,
+            [
+                record.workspace_id,
+                record.key,
+                record.fingerprint,
+                record.endpoint,
+                record.message_id,
+                round(record.lease_expires_at * 1000),
+                round(record.created_at * 1000),
+                round(record.updated_at * 1000),
+                record.workspace_id,
+            ],
+        )
+        if rows:
+            return True
+        existing = await self.get(record.workspace_id, record.key)
+        if existing is None or existing.state is LedgerState.RELEASED:
+            raise failover_disabled()  # nothing here to answer from, and the edge may not send for it
+        return False

@@ -1,0 +1,9 @@
+"""The origin's side of the idempotency ledger (DESIGN.md, "Ledger authority"); core's ledger.py is the seam.
+
+origin_ledger.py   OriginLedger: one send's claim, local first, then the edge while it may accept sends
+detector.py        EdgeLedgerDetector: when the edge ledger is definitely unreachable, and when that ends
+remote_store.py    EdgeLedger: the edge's service ledger routes, fenced by message id
+queue.py           EdgeLedgerQueue: pushes and releases the edge has not taken yet
+reconcile.py       Reconciler: drains the queue, counts every double send (DoubleSends)
+switch.py          FailoverSwitch: the two-phase enable and disable
+"""
