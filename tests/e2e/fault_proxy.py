@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import httpx2
@@ -27,8 +28,11 @@ class Fault(StrEnum):
 class ProxyState:
     fault: Fault = Fault.NONE
     hold_s: float = 0.0
+    rate: float = 1.0  # the share of requests the fault hits (seeded dice)
+    sends_only: bool = False  # the fault hits POST /v1/messages only (settings reads pass untouched)
     forwarded: int = 0
     injected: int = 0
+    dice: random.Random = field(default_factory=lambda: random.Random(11))
 
 
 class FaultProxy:
@@ -39,9 +43,11 @@ class FaultProxy:
         self._http = httpx2.AsyncClient(timeout=30.0)
         self.url = ""
 
-    def set(self, fault: Fault, *, hold_s: float = 0.0) -> None:
+    def set(self, fault: Fault, *, hold_s: float = 0.0, rate: float = 1.0, sends_only: bool = False) -> None:
         self.state.fault = fault
         self.state.hold_s = hold_s
+        self.state.rate = rate
+        self.state.sends_only = sends_only
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -54,6 +60,9 @@ class FaultProxy:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=5)
         await self._http.aclose()
+
+    def _fault_for(self, method: str, target: str) -> Fault:
+        return self.state.fault if _hits(self.state, method, target) else Fault.NONE
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -74,7 +83,7 @@ class FaultProxy:
     async def _answer(
         self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        fault, hold_s = self.state.fault, self.state.hold_s
+        fault, hold_s = self._fault_for(method, target), self.state.hold_s
         if fault is Fault.ERROR_502:
             self.state.injected += 1
             return 502, [("content-type", "text/plain")], b"bad gateway (injected)"
@@ -89,6 +98,12 @@ class FaultProxy:
             await asyncio.sleep(hold_s)  # the fault itself: the answer arrives after the client gave up
         out = [(k, v) for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP]
         return reply.status_code, out, reply.content
+
+
+def _hits(state: ProxyState, method: str, target: str) -> bool:
+    if state.sends_only and (method != "POST" or target.split("?")[0] != "/v1/messages"):
+        return False
+    return state.rate >= 1.0 or state.dice.random() < state.rate
 
 
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
