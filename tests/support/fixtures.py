@@ -41,6 +41,8 @@ class Stack:
             origin_url=f"http://127.0.0.1:{origin_port}",
             edge_url=f"http://127.0.0.1:{edge_port}",
         )
+        # Load tests measure the ledger and failover, not the per-workspace limiter (its own tests set it low).
+        self.env["SMSFAILOVER_RATE_LIMIT"] = "5000"
         self.simulator = launch(simulator_spec(self.env, sim_port), self.log_dir, start=False)
         # The edge loads core from its own vendored copy, made fresh at start(): the core under test.
         self.python_modules = base_dir / "python_modules"
