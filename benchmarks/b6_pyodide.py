@@ -12,12 +12,13 @@ import time
 import httpx2
 from smsfailover.express_shim.processes import repo_root
 
-from benchmarks.common import auth, new_key, send_body
+from benchmarks.common import auth, new_key, send_body, set_failover
 from benchmarks.framework import Row, RunSettings, Section, Spread, percentile
 from benchmarks.stack import BenchStack
 
 IMPORTS = "import smsfailover.core.messages_api, smsfailover.core.sql, smsfailover.core.router, smsfailover.core.auth"
-WS = "bench-edge"
+WS = "bench-edge"  # failover enabled: the edge sends only for such workspaces
+ORIGIN_WS = "bench-edge-baseline"  # failover off: the origin's own send path, the baseline
 IMPORT_ROW = "import core (the worker's modules)"
 
 
@@ -44,7 +45,7 @@ def _cpython_import() -> float:
     return float(done.stdout.strip())
 
 
-async def _per_request(url: str, token: str, count: int) -> tuple[list[float], list[float]]:
+async def _per_request(url: str, token: str, count: int, ws: str = WS) -> tuple[list[float], list[float]]:
     """Sequential requests: (health latencies, send latencies) in ms."""
     health: list[float] = []
     sends: list[float] = []
@@ -56,7 +57,7 @@ async def _per_request(url: str, token: str, count: int) -> tuple[list[float], l
             health.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             reply = await http.post(
-                url + "/v1/messages", json=send_body(WS, f"edge bench {n}"), headers=auth(token, new_key())
+                url + "/v1/messages", json=send_body(ws, f"edge bench {n}"), headers=auth(token, new_key())
             )
             sends.append((time.perf_counter() - started) * 1000)
             if reply.status_code != 201:
@@ -81,13 +82,14 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
     )
     origin = stack.origin(stack.sqlite_url("edge-baseline"))
     await asyncio.to_thread(stack.run, origin)
-    token = stack.token(WS)
+    token, origin_token = stack.token(WS), stack.token(ORIGIN_WS)
     edge_runs = []
     origin_runs = []
     try:
+        await set_failover(stack, origin.url, WS, True)
         for _ in range(settings.repeats):
             edge_runs.append(await _per_request(stack.edge.url, token, count))
-            origin_runs.append(await _per_request(origin.url, token, count))
+            origin_runs.append(await _per_request(origin.url, origin_token, count, ORIGIN_WS))
     finally:
         await asyncio.to_thread(stack.stop, origin)
     for index, name in ((0, "GET /v1/health"), (1, "POST /v1/messages")):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.contract.fixtures import edge_api, origin_api, sim, stack, tokens
-from tests.contract.kit import Api, Simulator
+from tests.contract.kit import Api, EnabledEdgeApi, Simulator, Tokens
 from tests.support.fixtures import Stack
 
 __all__ = ["edge_api", "origin_api", "sim", "stack", "tokens"]  # shared fixtures, registered here
@@ -22,9 +22,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.fixture(scope="session")
+def enabled_edge_api(stack: Stack, tokens: Tokens) -> Iterator[EnabledEdgeApi]:
+    api = EnabledEdgeApi(stack.edge_url, tokens)
+    yield api
+    api.close()
+
+
 @pytest.fixture(params=["origin", "edge"])
-def api(request: pytest.FixtureRequest, origin_api: Api, edge_api: Api) -> Api:
-    return origin_api if request.param == "origin" else edge_api
+def api(request: pytest.FixtureRequest, origin_api: Api, enabled_edge_api: EnabledEdgeApi) -> Api:
+    """Each endpoint as a caller of its workspace sees it: at the edge, a workspace with failover enabled."""
+    return origin_api if request.param == "origin" else enabled_edge_api
 
 
 @pytest.fixture(autouse=True)

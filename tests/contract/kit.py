@@ -131,6 +131,26 @@ class Api:
         return self.ws_get(workspace_id, "/v1/messages", {"idempotency_key": key})
 
 
+class EnabledEdgeApi(Api):
+    """The edge's API for workspaces it holds as failover-enabled, as the contract suite needs it: before a
+    workspace's first send the edge mirror is told `enabled` (the origin's failover switch does that in
+    production). The edge refuses every other workspace with 403 failover_disabled (tests/e2e cover that)."""
+
+    def __init__(self, base_url: str, tokens: Tokens) -> None:
+        super().__init__("edge", base_url, tokens)
+        self._enabled: set[str] = set()
+
+    def send(self, workspace_id: str, body: Mapping[str, Any] | None = None, **kwargs: Any) -> httpx2.Response:
+        if workspace_id not in self._enabled:
+            mirror = {"sms_failover_enabled": True, "updated_at": int(time.time() * 1000)}
+            put = self.http.put(
+                f"/v1/settings-mirror/{workspace_id}", json=mirror, headers=bearer(self.tokens.service())
+            )
+            assert put.status_code == 200, put.text
+            self._enabled.add(workspace_id)
+        return super().send(workspace_id, body, **kwargs)
+
+
 class Simulator:
     """The provider simulator's test API: what it received, and faults."""
 

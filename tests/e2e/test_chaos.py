@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from smsfailover.core import FailoverClient, MessageRejected, SendFailed
 
-from tests.contract.kit import Api, Simulator, apoll, json_body, new_workspace, unique_content
-from tests.e2e.conftest import ClientFactory
+from tests.contract.kit import Api, Simulator, apoll, json_body, unique_content
+from tests.e2e.conftest import ClientFactory, heal_edge_d1
 from tests.e2e.fault_proxy import Fault, FaultProxy
 from tests.support.fixtures import Stack
 
@@ -146,7 +146,7 @@ async def test_no_duplicates_and_every_message_accounted_for_under_chaos(
     try:
         async with asyncio.timeout(240):
             for phase in phases:
-                if phase.name.startswith("calm") and await asyncio.to_thread(_heal_edge_d1, stack, edge_api):
+                if phase.name.startswith("calm") and await asyncio.to_thread(heal_edge_d1, stack, edge_api):
                     healed.append(phase.name)
                 phase_started = time.monotonic()
                 outcomes += await _run_phase(client, failover_ws, phase)
@@ -191,18 +191,6 @@ async def test_no_duplicates_and_every_message_accounted_for_under_chaos(
     await apoll(all_synced, timeout_s=30, interval_s=0.5, what="edge sends to appear at the origin")
     listed = json_body(origin_api.ws_get(failover_ws, f"/v1/workspaces/{failover_ws}/messages", {"limit": "100"}))
     assert any(m["endpoint"] == "edge" for m in listed["data"])
-
-
-def _heal_edge_d1(stack: Stack, edge_api: Api) -> bool:
-    """Restart the edge host if its D1 binding broke: Miniflare's local D1 stand-in sometimes answers "fetch
-    failed", then "poisoned stub" for good, under this load. That is the development host, not the product's
-    logic, so a calm phase starts from a working edge; the summary says when it happened. True if restarted."""
-    probe = new_workspace("d1probe")
-    reply = edge_api.ws_get(probe, f"/v1/workspaces/{probe}/settings")
-    if reply.status_code < 500:
-        return False
-    stack.restart_edge()
-    return True
 
 
 def _print_summary(

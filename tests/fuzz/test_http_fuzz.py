@@ -6,6 +6,7 @@ Examples are bounded so the whole module runs in a minute or two on two cores.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -28,6 +29,9 @@ from tests.support.fixtures import Stack
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 WORKSPACE = "fuzz_ws"
+# The edge gets a workspace of its own: fuzzing is derandomized, so the origin's run sends the same keys, and with
+# failover enabled the edge would (rightly) replay them rather than send.
+EDGE_WORKSPACE = "fuzz_edge_ws"
 SHARED_PATHS = r"^/v1/(messages(/\{[^}]+\})?|health)$"
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 EXAMPLES_PER_OPERATION = 25
@@ -47,22 +51,34 @@ def auth_headers(stack: Stack) -> dict[str, str]:
     return {"Authorization": f"Bearer {Tokens(stack.jwt_secret).workspace(WORKSPACE)}"}
 
 
-def _fuzz(schema: Any, base_url: str, headers: dict[str, str], mode: schemathesis.GenerationMode) -> Counter[str]:
+@pytest.fixture(scope="module")
+def edge_auth_headers(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {Tokens(stack.jwt_secret).workspace(EDGE_WORKSPACE)}"}
+
+
+def _fuzz(
+    schema: Any, base_url: str, headers: dict[str, str], mode: schemathesis.GenerationMode, workspace: str = WORKSPACE
+) -> Counter[str]:
     """Each operation on its own (a one_of over all of them starves some), EXAMPLES_PER_OPERATION cases each."""
     seen: Counter[str] = Counter()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert operations, "the schema selection is empty"
     for operation in operations:
-        _fuzz_operation(operation, base_url, headers, mode, seen)
+        _fuzz_operation(operation, base_url, headers, mode, seen, workspace)
     return seen
 
 
 def _fuzz_operation(
-    operation: Any, base_url: str, headers: dict[str, str], mode: schemathesis.GenerationMode, seen: Counter[str]
+    operation: Any,
+    base_url: str,
+    headers: dict[str, str],
+    mode: schemathesis.GenerationMode,
+    seen: Counter[str],
+    workspace: str,
 ) -> None:
     positive = mode is schemathesis.GenerationMode.POSITIVE
     # Positive cases name the token's own workspace, so they reach the handlers behind the auth check.
-    fixed = {"ws": WORKSPACE} if positive and "{ws}" in operation.path else None
+    fixed = {"ws": workspace} if positive and "{ws}" in operation.path else None
     strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed)
 
     @settings(
@@ -77,7 +93,7 @@ def _fuzz_operation(
         if with_auth:
             case.headers.update(headers)
         if positive and operation.path == "/v1/messages" and isinstance(case.body, dict):
-            case.body["workspace_id"] = WORKSPACE  # the token's workspace: past the 403, into validation
+            case.body["workspace_id"] = workspace  # the token's workspace: past the 403, into validation
             if real_to:
                 case.body["to"] = VALID_TO  # random digits are rarely a valid number: let some sends through
         response = case.call(base_url=base_url, timeout=15)
@@ -113,10 +129,20 @@ def test_origin_survives_fuzzing(
 
 @pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
 def test_edge_survives_fuzzing_of_the_shared_operations(
-    stack: Stack, openapi: dict[str, Any], auth_headers: dict[str, str], mode: schemathesis.GenerationMode
+    stack: Stack, openapi: dict[str, Any], edge_auth_headers: dict[str, str], mode: schemathesis.GenerationMode
 ) -> None:
     schema = schemathesis.openapi.from_dict(openapi).include(path_regex=SHARED_PATHS)
-    seen = _fuzz(schema, stack.edge_url, auth_headers, mode)
+    _enable_at_edge(stack)
+    seen = _fuzz(schema, stack.edge_url, edge_auth_headers, mode, EDGE_WORKSPACE)
     print(f"edge {mode.value}: {dict(sorted(seen.items()))}")
     if mode is schemathesis.GenerationMode.POSITIVE:
         assert seen["POST /v1/messages 201"] > 0, seen
+
+
+def _enable_at_edge(stack: Stack) -> None:
+    """The edge sends only for workspaces its mirror holds enabled: mirror the edge's fuzz workspace so, as the
+    origin's failover switch would."""
+    service = {"Authorization": f"Bearer {Tokens(stack.jwt_secret).service()}"}
+    body = {"sms_failover_enabled": True, "updated_at": int(time.time() * 1000)}
+    resp = httpx2.put(f"{stack.edge_url}/v1/settings-mirror/{EDGE_WORKSPACE}", json=body, headers=service, timeout=10)
+    assert resp.status_code == 200, resp.text

@@ -260,6 +260,8 @@ async def test_live_json_reports_status_and_a_chart_of_recorded_sends(page_origi
     assert status["endpoints"]["origin"]["requests"] == 3
     assert status["endpoints"]["edge"]["healthy"] is True
     assert status["failovers_15m"] == 1
+    assert status["edge_ledger"]["state"] == "reachable"
+    assert (status["double_sends_found"], status["failover_state"]) == (0, "off")
     chart = body["chart_html"]
     assert '<svg class="chart"' in chart
     assert 'role="img"' in chart
@@ -267,3 +269,15 @@ async def test_live_json_reports_status_and_a_chart_of_recorded_sends(page_origi
     assert "edge: 1 sends" in chart
     assert "<table>" in chart
     assert abs(body["server_time_ms"] - time.time() * 1000) < 60_000
+
+
+async def test_the_page_shows_the_edge_ledger_the_switch_and_the_double_sends_found(page_origin: PageOrigin) -> None:
+    ws = new_workspace()
+    await page_origin.services.double_sends.add([(ws, "k-twice")], page_origin.services.now_ms())
+    async with page_origin.client() as http:
+        await signed_in(page_origin, http, ws)
+        page = (await http.get(PAGE, params={"workspace": ws})).text
+    assert 'data-field="edge_ledger">reachable<' in page
+    assert 'data-field="failover_state">off<' in page
+    assert 'data-field="double_sends_found">1<' in page
+    assert "(0 is normal)" in page

@@ -109,8 +109,9 @@ class ServiceApi:
 
         Per record: a key new here is recorded as the origin left it; this ledger still holding the origin's own
         open claim (same message id) takes the origin's outcome; a record of another attempt here (another
-        message id, either endpoint) that was not released, for a key the origin sent, is a double send,
-        reported in `duplicates` (the origin counts and logs each one).
+        message id, either endpoint) that was not released, for a key the origin sent or may have sent (completed,
+        or a claim whose lease ran out: the origin died mid-send), is a double send, reported in `duplicates` (the
+        origin counts and logs each one).
         """
         self._service(request)
         records = _body(request).get("records")
@@ -141,7 +142,7 @@ class ServiceApi:
                 await self._complete_like(local)  # the origin's own open claim takes its outcome
                 return "merged"
             return "known"
-        return "duplicate" if local.state is LedgerState.COMPLETED else "other"
+        return "duplicate"  # a claim the origin pushes is one whose outcome it does not know: it may have sent
 
     async def _complete_like(self, local: LedgerRecord) -> None:
         if local.state is LedgerState.COMPLETED and local.message is not None:

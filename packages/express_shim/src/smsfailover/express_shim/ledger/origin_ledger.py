@@ -144,8 +144,10 @@ class OriginLedger(IdempotencyLedger):
 
     async def lookup(self, workspace_id: str, key: str) -> ClaimOutcome | None:
         own = await super().lookup(workspace_id, key)
-        if own is not None or not self._edge_may_accept or self._parts.detector.unreachable:
+        if not self._edge_may_accept or self._parts.detector.unreachable:
             return own
+        if own is not None:
+            return await self._refreshed(own, own.record.fingerprint)
         try:
             held = await self._parts.edge.get(workspace_id, key)
         except EdgeUnavailable:

@@ -2,8 +2,8 @@
 
     enabling   1. wait until every origin process claims the workspace's new keys at the edge (their switch cache
                   lives `flags_ttl_s`; we wait longer)
-               2. seed the edge ledger with the workspace's keys from the retention window (completed records and
-                  expired claims now; live claims are queued and pushed once final)
+               2. seed the edge ledger with the workspace's keys from the retention window (live claims as claims,
+                  their outcome queued and pushed once final)
                3. queue the mirror write `enabled` in the outbox; once the edge acknowledged it: `on`
     disabling  1. the outbox tells the edge `disabled` (queued with the change); wait for its acknowledgement
                2. wait one lease past it: the edge takes no new claim for the workspace after the acknowledgement
@@ -31,7 +31,7 @@ from smsfailover.express_shim.ledger.remote_store import EdgeLedger
 from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.workspace_settings import DISABLING, ENABLING, OFF, ON
 
-SEED_PAGE = 500
+SEED_PAGE = 100  # records per reconcile call: each is a few D1 statements, and the call has a 10 s timeout
 SEED_PAGES_PER_ROUND = 20
 SEEDED = "done"
 
@@ -155,16 +155,17 @@ class FailoverSwitch:
 
     async def _push(self, records: list[LedgerRecord]) -> None:
         now = self._clock.time()
-        final: list[LedgerRecord] = []
+        seeded: list[LedgerRecord] = []
         for record in records:
             if record.state is LedgerState.RELEASED:
                 continue
             if record.state is LedgerState.CLAIMED and not record.is_expired(now):
-                await self._queue.add(record, PUSH, "seed_in_flight", self._now_ms())  # pushed once final
-            else:
-                final.append(record)
-        if final:
-            _, duplicates = await self._edge.reconcile(final)
+                # In flight here: the edge holds it as this claim now (so it cannot take the key once enabled),
+                # and its outcome is pushed once final.
+                await self._queue.add(record, PUSH, "seed_in_flight", self._now_ms())
+            seeded.append(record)
+        if seeded:
+            _, duplicates = await self._edge.reconcile(seeded)
             await self._double_sends.add(duplicates, self._now_ms())
 
     async def _outbox_pending(self, workspace_id: str) -> bool:
