@@ -22,6 +22,17 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "settings-page.
 STATUS_CHANGE_S = 20
 
 
+def wait_for_switch(origin_url: str, tokens: Tokens, ws: str, state: str, timeout_s: float = 15.0) -> None:
+    headers = {"Authorization": f"Bearer {tokens.workspace(ws)}"}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = httpx2.get(f"{origin_url}/v1/workspaces/{ws}/settings", headers=headers, timeout=5).json()
+        if body.get("failover_state") == state:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the failover switch of {ws} did not reach {state} within {timeout_s} s")
+
+
 def send_some(base_url: str, tokens: Tokens, ws: str, count: int) -> None:
     """Real sends, so the status and the chart have figures; each must be accepted."""
     with httpx2.Client(base_url=base_url, timeout=15) as http:
@@ -91,6 +102,8 @@ def test_toggle_persists_and_edge_status_follows_the_real_edge(
     expect(page.locator("#switch-pill")).to_have_text("Enabled")
 
     send_some(stack.origin_url, tokens, ws, 4)  # through the edge ledger now
+    wait_for_switch(stack.origin_url, tokens, ws, "on")  # the edge sends once the two-phase switch is through
+    expect(page.locator("[data-field='failover_state']")).to_have_text("on", timeout=STATUS_CHANGE_S * 1000)
     send_some(stack.edge_url, tokens, ws, 3)  # what a failover sends; the origin syncs them into its figures
     expect(edge_state(page)).to_have_text("Up", timeout=STATUS_CHANGE_S * 1000)
     edge_sends = page.locator("[data-endpoint='edge'] [data-field='requests']")
