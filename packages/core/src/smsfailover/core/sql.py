@@ -132,24 +132,26 @@ def record_from_row(row: Mapping[str, Any]) -> LedgerRecord:
     )
 
 
+def claim_params(record: LedgerRecord) -> list[object]:
+    """The parameters of a claim's insert, in the order of _CLAIM's VALUES."""
+    return [
+        record.workspace_id,
+        record.key,
+        record.fingerprint,
+        record.endpoint,
+        record.message_id,
+        _ms(record.lease_expires_at),
+        _ms(record.created_at),
+        _ms(record.updated_at),
+    ]
+
+
 class SqlLedgerStore:
     def __init__(self, db: SqlExecutor) -> None:
         self._db = db
 
     async def try_claim(self, record: LedgerRecord) -> bool:
-        rows = await self._db.fetch(
-            _CLAIM,
-            [
-                record.workspace_id,
-                record.key,
-                record.fingerprint,
-                record.endpoint,
-                record.message_id,
-                _ms(record.lease_expires_at),
-                _ms(record.created_at),
-                _ms(record.updated_at),
-            ],
-        )
+        rows = await self._db.fetch(_CLAIM, claim_params(record))
         return len(rows) == 1
 
     async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:

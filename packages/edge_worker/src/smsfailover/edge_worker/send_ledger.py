@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ledger import LedgerRecord, LedgerState
-from smsfailover.core.sql import SqlExecutor, SqlLedgerStore
+from smsfailover.core.sql import SqlExecutor, SqlLedgerStore, claim_params
 
+# core's claim (sql._CLAIM) with the mirror's check: the same VALUES order, then the workspace for the EXISTS.
 _CLAIM_IF_ENABLED = """
 INSERT INTO idempotency_ledger (workspace_id, idempotency_key, fingerprint, state, endpoint, message_id,
                                 lease_expires_at, created_at, updated_at, message)
@@ -44,20 +45,7 @@ class EnabledOnlyLedgerStore(SqlLedgerStore):
         self._sql = db
 
     async def try_claim(self, record: LedgerRecord) -> bool:
-        rows = await self._sql.fetch(
-            _CLAIM_IF_ENABLED,
-            [
-                record.workspace_id,
-                record.key,
-                record.fingerprint,
-                record.endpoint,
-                record.message_id,
-                round(record.lease_expires_at * 1000),
-                round(record.created_at * 1000),
-                round(record.updated_at * 1000),
-                record.workspace_id,
-            ],
-        )
+        rows = await self._sql.fetch(_CLAIM_IF_ENABLED, [*claim_params(record), record.workspace_id])
         if rows:
             return True
         existing = await self.get(record.workspace_id, record.key)
