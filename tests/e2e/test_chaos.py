@@ -248,7 +248,8 @@ async def test_600_sends_64_at_a_time_with_slow_answers_after_sending_go_out_at_
     count = {o.marker: received.get(o.marker, 0) for o in outcomes}
     _print_summary(outcomes, count, elapsed, proxy.state.injected, {"load": elapsed})
     reported = {"simulator duplicates (whole run)": listing.json()["duplicates"], "held answers": proxy.state.injected}
-    print(f"  {reported}")
+    unknown_at = Counter(o.endpoint for o in outcomes if o.kind == "unknown")
+    print(f"  {reported}; unknown outcomes by the endpoint that may have sent: {dict(unknown_at)}")
 
     assert len(outcomes) == LOAD_MESSAGES
     assert [o for o in outcomes if count[o.marker] > 1] == [], "a message reached the provider twice"
