@@ -4,25 +4,30 @@ Everything is the production code, in one process and one event loop, with no ne
 `build_services` over its SQLite file (storage/sqlite.py, migrated) answering through `build_message_api`; the edge
 is `EdgeApp` over stdlib SQLite with its D1 migrations; the origin reaches the edge through an httpx2
 MockTransport whose network the machine controls; both endpoints post to one fake SMS provider that counts the
-messages it took, per key (each key has its own body). The clock is one ManualClock; nothing sleeps.
+messages it took, per key (each key has its own body). One ManualClock for everything; nothing sleeps.
 
-Rules: a client sends a key to the origin (a retry) or to the edge (its failover), at once or held inside the
-provider call (a slow provider answer, left in flight while other rules run); the operator toggles failover; the
-network between origin and edge goes up, slow (the answer is lost before or after the edge handled the request),
-unreachable (refused), 5xx or 401; the provider takes, loses its reply, refuses or cannot be reached; time passes
-(past the 30 s lease too); the origin's background rounds run (reconcile, sync, switch, outbox); the origin process
-restarts (an in-flight origin send dies with it; the database stays).
+Rules: a client sends a key to the origin (a retry) or to the edge (its failover), either answered at once or left
+in flight inside the provider call (before the provider took it, or after: its answer is slow) while other rules
+run; the operator toggles failover; the network from origin to edge goes up, slow (the answer is lost before or
+after the edge handled the request), unreachable (refused), 5xx or 401; the provider takes, loses its reply,
+refuses or cannot be reached; time passes (past the 30 s lease too); one of the origin's background rounds runs
+(reconcile, sync, switch, outbox), or all of them until the switch rests; the origin process restarts (a send in
+flight there dies with it; the database stays; the detector and caches do not).
 
-Invariants (shared/DESIGN.md "Ledger authority", CONTRACT.md section 1 items 5 and 8):
+Invariants (shared/DESIGN.md "Ledger authority", CONTRACT.md section 1 items 5 and 8), after every step:
 - the provider takes a key at most once, unless a declared partition touched it: the origin sent it on its local
-  ledger alone (its message says `ledger: "local"`) while the workspace's switch was not `off`, which the origin
-  may only do while its detector holds the edge ledger unreachable;
-- once the network is back and reconcile has run, every key the provider took twice is in the origin's
-  double-send count (the `double_sends` table and the `smsfailover_origin_double_sends` metric), and no other;
-- no answer is a 500 (the endpoints' and the edge service routes'); every answer is one the contract lists;
-- no false outcome: a 201 is exactly one provider call by that request, any other answer none; a 200/201 whose
-  status is queued/sent/delivered names a key the provider took; a key the provider took is never "not found" at
-  the origin once synced.
+  ledger alone (its message says `ledger: "local"`) while the workspace's switch was not `off`, which it may do only
+  while its detector holds the edge ledger unreachable;
+- no answer is a 500 (neither endpoint's, nor an edge service route's), and every answer is one the contract lists;
+- no false outcome: a 201 means that request's provider call took the message, any other answer that it made
+  none; a queued/sent/delivered answer names a key the provider took; outside a declared partition a key is
+  answered as sent under one message id only.
+And at the end, once the network is back and reconcile and sync have run:
+- every key the provider took twice is in the origin's double-send count (the `double_sends` table; this process's
+  `smsfailover_origin_double_sends` metric counts what it found), and nothing else is, except a key one of whose
+  attempts died in flight (its outcome unknown, so a possible double send, counted);
+- a key the provider took is known at the origin (never 404), and a key nothing was sent for can still be sent
+  (unless an attempt of it died in flight or answered after its lease: then it reads unknown, by design).
 """
 
 from __future__ import annotations
@@ -31,14 +36,16 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import httpx2
 import pytest
@@ -82,14 +89,13 @@ BODY = {key: f"the message of {key}" for key in KEYS}
 KEY_OF_BODY = {body: key for key, body in BODY.items()}
 LEASE_S = 30.0
 OK_STATUSES = frozenset({"queued", "sent", "delivered"})
+ENDPOINTS = ("origin", "edge")
 
-# The network between the origin and the edge ("up" twice: it is the usual state).
-NET_MODES = ("up", "up", "slow_before", "slow_after", "unreachable", "error", "auth")
+# The network from the origin to the edge ("up" twice: the usual state; "unreachable" twice: the partition), and the
+# provider.
+NET_MODES = ("up", "up", "slow_before", "slow_after", "unreachable", "unreachable", "error", "auth")
 PROVIDER_MODES = ("ok", "ok", "lost", "down", "reject")
-ALLOWED = {
-    "origin": {200, 201, 409, 422, 503},
-    "edge": {200, 201, 403, 409, 422, 503},
-}
+ALLOWED = {"origin": {200, 201, 409, 422, 503}, "edge": {200, 201, 403, 409, 422, 503}}
 ALLOWED_CODES = {
     403: {"failover_disabled"},
     409: {"idempotency_in_progress"},
@@ -148,13 +154,28 @@ def error_code(response: ApiResponse) -> str:
     return str(error.get("code")) if isinstance(error, dict) else ""
 
 
-# -- the SMS provider -----------------------------------------------------------------------------------------------
+# -- one send attempt, and the SMS provider -------------------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    """One client request, as the provider's seam sees it (a context variable of the task that runs it)."""
+
+    endpoint: str
+    key: str
+    switch_state: str  # the workspace's switch as the request began (its claim is made at once)
+    started_at: float
+    took: bool = False  # the provider took this request's message
+
+
+ATTEMPT: ContextVar[Attempt | None] = ContextVar("attempt", default=None)
 
 
 @dataclass
 class Gate:
-    """Holds one provider call after the provider took the message: its answer is slow."""
+    """Holds one provider call: before the provider took the message (`before`), or after (its answer is slow)."""
 
+    before: bool
     waiting: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -179,33 +200,42 @@ class ProviderSeam:
         self, url: str, fields: Sequence[tuple[str, str]], auth: tuple[str, str], timeout_s: float
     ) -> HttpReply:
         provider = self._provider
-        key = KEY_OF_BODY[dict(fields)["Body"]]
+        attempt = ATTEMPT.get()
+        if attempt is None or attempt.key != KEY_OF_BODY[dict(fields)["Body"]]:
+            self._machine.violations.append(f"a provider call outside a known attempt: {attempt}")
+            raise ConnectFailed("not a model attempt")
+        gate = provider.gates.pop(self._endpoint, None)
+        if gate is not None and gate.before:
+            await self._hold(gate)
         mode = provider.mode
         if mode == "down":
             raise ConnectFailed("connection refused")
         if mode == "reject":
             return HttpReply(400, json.dumps({"code": 21211, "message": "The 'To' number is not valid."}).encode())
-        provider.taken[key] += 1
-        provider.log.append((self._endpoint, key))
-        await self._machine.provider_took(self._endpoint, key)
-        gate = provider.gates.pop(self._endpoint, None)
-        if gate is not None:
-            gate.waiting.set()
-            await gate.release.wait()
+        provider.taken[attempt.key] += 1
+        provider.log.append((self._endpoint, attempt.key))
+        attempt.took = True
+        await self._machine.provider_took(attempt, right_after_the_claim=gate is None or not gate.before)
+        if gate is not None and not gate.before:
+            await self._hold(gate)
         if mode == "lost":
             raise ReplyLost("connection reset after the request was written")
         sid = f"SM{len(provider.log):032d}"
         return HttpReply(201, json.dumps({"sid": sid, "status": "queued", "num_segments": "1"}).encode())
 
+    @staticmethod
+    async def _hold(gate: Gate) -> None:
+        gate.waiting.set()
+        await gate.release.wait()
+
 
 @dataclass
 class Held:
-    """A send whose provider call is in flight (the provider took it; its answer has not come)."""
+    """A send whose provider call is in flight."""
 
-    key: str
+    attempt: Attempt
     task: asyncio.Task[ApiResponse | None]
     gate: Gate
-    switch_state: str
 
 
 # -- the machine ----------------------------------------------------------------------------------------------------
@@ -227,10 +257,12 @@ class OneKeyLife(RuleBasedStateMachine):
         self.clock = ManualClock()
         self.provider = Provider()
         self.net = "up"
-        self.partition_keys: set[str] = set()
-        self.violations: list[str] = []
+        self.partition_keys: set[str] = set()  # keys a declared partition touched
+        self.died_in_flight: set[str] = set()  # keys with an origin attempt that died with its process
+        self.outlived_lease: set[str] = set()  # keys with an attempt that answered after its claim's lease ran out
+        self.sent_ids: dict[str, set[str]] = {key: set() for key in KEYS}  # ids answered as sent, per key
+        self.violations: list[str] = []  # what went wrong where an assertion would be swallowed
         self.held: dict[str, Held] = {}
-        self.restarts = 0
         self.config = origin_config()
         self.origin_poster = ProviderSeam(self.provider, "origin", self)
         self.edge_db = self.run(new_edge_db())
@@ -246,8 +278,8 @@ class OneKeyLife(RuleBasedStateMachine):
         self.double_sends_at_open = 0
         self.run(self._open_origin())
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(coro)
+    def run(self, step: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(step)
 
     # -- the origin process ---------------------------------------------------------------------------------------
 
@@ -264,11 +296,12 @@ class OneKeyLife(RuleBasedStateMachine):
         # The refused-connection retry pauses (0.1 s, 0.2 s) move the manual clock instead of sleeping.
         self.services.ledgers.parts = dataclasses.replace(self.services.ledgers.parts, sleep=self._sleep)
         self.api = build_message_api(self.services)
-        self.double_sends_at_open = await self._double_sends_count()
+        self.double_sends_at_open = await self.services.double_sends.count(WS)
 
     async def _close_origin(self) -> None:
         held = self.held.pop("origin", None)
-        if held is not None:  # the process dies with the provider call in flight
+        if held is not None:  # the process dies with the send in flight
+            self.died_in_flight.add(held.attempt.key)
             held.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await held.task
@@ -279,17 +312,10 @@ class OneKeyLife(RuleBasedStateMachine):
         self.clock.advance(seconds)
         await asyncio.sleep(0)
 
-    async def _double_sends_count(self) -> int:
-        return await self.services.double_sends.count(WS)
-
-    async def _double_sent_keys(self) -> set[str]:
-        rows = await self.db.fetch("SELECT idempotency_key FROM double_sends WHERE workspace_id = ?", (WS,))
-        return {str(r["idempotency_key"]) for r in rows}
-
     async def _switch_state(self) -> str:
         return await self.services.settings.switch_state(WS)
 
-    # -- the network between the origin and the edge --------------------------------------------------------------
+    # -- the network from the origin to the edge ------------------------------------------------------------------
 
     async def _edge_network(self, request: httpx2.Request) -> httpx2.Response:
         mode = self.net
@@ -298,9 +324,9 @@ class OneKeyLife(RuleBasedStateMachine):
         if mode == "slow_before":
             raise httpx2.ReadTimeout("timed out before the edge saw the request", request=request)
         if mode == "error":
-            return httpx2.Response(503, json={"error": {"code": "gateway", "message": "bad gateway"}})
+            return httpx2.Response(503, json={"error": {"code": "bad_gateway", "message": "no upstream"}})
         if mode == "auth":
-            return httpx2.Response(401, json={"error": {"code": "unauthorized", "message": "wrong secret"}})
+            return httpx2.Response(401, json={"error": {"code": "unauthorized", "message": "bad token"}})
         answer = await self.edge.handle(
             ApiRequest(
                 method=request.method,
@@ -320,23 +346,23 @@ class OneKeyLife(RuleBasedStateMachine):
 
     # -- the provider's hook --------------------------------------------------------------------------------------
 
-    async def provider_took(self, endpoint: str, key: str) -> None:
-        """Called as the provider takes a message: an origin send on its local ledger alone while the switch is
-        not off is the declared partition, and the origin may do that only in degraded mode."""
-        if endpoint != "origin":
+    async def provider_took(self, attempt: Attempt, *, right_after_the_claim: bool) -> None:
+        """The provider took an attempt's message. An origin send on its local ledger alone while the switch was
+        not off is the declared partition, which the origin may enter only in degraded mode (rule 5)."""
+        if attempt.endpoint != "origin":
             return
-        rows = await self.db.fetch(
-            "SELECT ledger FROM messages WHERE workspace_id = ? AND idempotency_key = ? ORDER BY seq DESC LIMIT 1",
-            (WS, key),
+        rows = await self.db.fetch(  # this attempt's write-ahead row: the origin's newest of the key still open
+            "SELECT ledger FROM messages WHERE workspace_id = ? AND idempotency_key = ? AND endpoint = 'origin' "
+            "AND status = 'unknown' AND error IS NULL ORDER BY seq DESC LIMIT 1",
+            (WS, attempt.key),
         )
         ledger = str(rows[0]["ledger"]) if rows else "?"
-        state = await self._switch_state()
-        if ledger == "local" and state != OFF:
-            if not self.services.degraded:
-                self.violations.append(f"{key}: sent on the local ledger with the switch {state}, not degraded")
-            self.partition_keys.add(key)
-        elif ledger not in {"local", "edge"}:
-            self.violations.append(f"{key}: the origin's write-ahead row says ledger {ledger!r}")
+        if ledger not in {"local", "edge"}:
+            self.violations.append(f"{attempt.key}: the origin's write-ahead row says ledger {ledger!r}")
+        if ledger == "local" and attempt.switch_state != OFF:
+            self.partition_keys.add(attempt.key)
+            if right_after_the_claim and not self.services.degraded:
+                self.violations.append(f"{attempt.key}: sent on the local ledger alone, switch {attempt.switch_state}")
 
     # -- requests -------------------------------------------------------------------------------------------------
 
@@ -346,44 +372,44 @@ class OneKeyLife(RuleBasedStateMachine):
         headers = {"authorization": f"Bearer {token}", "idempotency-key": key, "content-type": "application/json"}
         return ApiRequest("POST", "/v1/messages", {}, headers, body)
 
-    async def _post(self, endpoint: str, key: str) -> ApiResponse | None:
-        request = self._request(key)
-        if endpoint == "origin":
+    async def _post(self, attempt: Attempt) -> ApiResponse | None:
+        ATTEMPT.set(attempt)  # this task's own context
+        request = self._request(attempt.key)
+        if attempt.endpoint == "origin":
             return await self.api.handle(request)
         return await self.edge.handle(request)
 
-    def check_send(
-        self, endpoint: str, key: str, response: ApiResponse | None, taken_by_it: int, switch_state: str
-    ) -> None:
+    async def _attempt(self, endpoint: str, key: str) -> Attempt:
+        return Attempt(endpoint, key, await self._switch_state(), self.clock.time())
+
+    def check_send(self, attempt: Attempt, response: ApiResponse | None) -> None:
+        endpoint, key = attempt.endpoint, attempt.key
         assert response is not None, "the send route did not answer"
         status, body = response.status, response.body
+        STATS[f"{endpoint} {status} {error_code(response) or body.get('status')} ledger={body.get('ledger')}"] += 1
         assert status != 500, f"{endpoint} answered 500: {body}"
         assert status in ALLOWED[endpoint], f"{endpoint} answered {status}: {body}"
         if status in ALLOWED_CODES:
             assert error_code(response) in ALLOWED_CODES[status], f"{endpoint} answered {status}: {body}"
         if status == 201:
-            assert taken_by_it == 1, f"{endpoint} answered 201 after {taken_by_it} provider calls"
+            assert attempt.took, f"{endpoint} answered 201 {body.get('status')} but its provider call took nothing"
             assert body.get("endpoint") == endpoint
         else:
-            assert taken_by_it == 0, f"{endpoint} answered {status} {body} yet the provider took the message"
+            assert not attempt.took, f"{endpoint} answered {status} {body} yet the provider took the message"
         if status in (200, 201):
-            assert body.get("idempotency_key") == key
-            if body.get("status") in OK_STATUSES:
-                assert self.provider.taken[key] >= 1, f"{endpoint} says {body.get('status')}: never sent"
-            if (
-                status == 201
-                and endpoint == "origin"
-                and body.get("ledger") == "local"
-                and switch_state != OFF
-                and key not in self.partition_keys
-            ):
-                raise AssertionError(f"{key}: a local-ledger send with the switch {switch_state} went unrecorded")
+            self._answered(key, body)
+        if status == 201 and endpoint == "origin" and body.get("ledger") == "local" and attempt.switch_state != OFF:
+            assert key in self.partition_keys, f"{key}: a local-ledger send with the switch on went unrecorded"
+
+    def _answered(self, key: str, body: dict[str, object]) -> None:
+        assert body.get("idempotency_key") == key
+        if body.get("status") in OK_STATUSES:
+            assert self.provider.taken[key] >= 1, f"{key} answered {body.get('status')} but never sent"
+            self.sent_ids[key].add(str(body.get("id")))
 
     def _send(self, endpoint: str, key: str) -> None:
-        state = self.run(self._switch_state())
-        before = self.provider.taken[key]
-        response = self.run(self._post(endpoint, key))
-        self.check_send(endpoint, key, response, self.provider.taken[key] - before, state)
+        attempt = self.run(self._attempt(endpoint, key))
+        self.check_send(attempt, self.run(self._post(attempt)))
 
     # -- rules ----------------------------------------------------------------------------------------------------
 
@@ -402,28 +428,27 @@ class OneKeyLife(RuleBasedStateMachine):
     def send_at_edge(self, key: str) -> None:
         self._send("edge", key)
 
-    @rule(endpoint=st.sampled_from(("origin", "edge")), key=st.sampled_from(KEYS))
-    def send_and_hold_the_provider(self, endpoint: str, key: str) -> None:
-        """The send's provider call takes the message and then does not answer (yet)."""
+    @rule(endpoint=st.sampled_from(ENDPOINTS), key=st.sampled_from(KEYS), before=st.booleans())
+    def send_with_the_provider_in_flight(self, endpoint: str, key: str, before: bool) -> None:
+        """The send's provider call does not answer (yet): before the provider took the message, or after."""
         if endpoint in self.held:
             return
-        state = self.run(self._switch_state())
-        before = self.provider.taken[key]
-        gate = Gate()
+        attempt = self.run(self._attempt(endpoint, key))
+        gate = Gate(before)
         self.provider.gates[endpoint] = gate
-        task = self.loop.create_task(self._post(endpoint, key))
+        task = self.loop.create_task(self._post(attempt))
         self.run(self._until_held_or_done(task, gate))
-        if task.done():  # it never got as far as a provider that took it
+        if task.done():  # answered without reaching the provider
             self.provider.gates.pop(endpoint, None)
-            self.check_send(endpoint, key, task.result(), self.provider.taken[key] - before, state)
+            self.check_send(attempt, task.result())
         else:
-            self.held[endpoint] = Held(key, task, gate, state)
+            self.held[endpoint] = Held(attempt, task, gate)
 
     @precondition(lambda self: bool(self.held))
-    @rule(data=st.data())
-    def provider_answers(self, data: st.DataObject) -> None:
-        endpoint = data.draw(st.sampled_from(sorted(self.held)))
-        self._finish_held(endpoint)
+    @rule(endpoint=st.sampled_from(ENDPOINTS))
+    def provider_answers(self, endpoint: str) -> None:
+        if endpoint in self.held:
+            self._finish_held(endpoint)
 
     @rule(enabled=st.booleans())
     def toggle_failover(self, enabled: bool) -> None:
@@ -447,22 +472,21 @@ class OneKeyLife(RuleBasedStateMachine):
 
     @rule()
     def background_settles(self) -> None:
-        """The background tasks run, time passing, until the switch rests (or a bounded number of rounds)."""
+        """Every background task, time passing, until the switch rests (or a bounded number of rounds)."""
         self.run(self._settle(rounds=12))
 
     @rule()
     def restart_origin(self) -> None:
-        self.restarts += 1
         self.run(self._close_origin())
         self.run(self._open_origin())
 
-    @rule(endpoint=st.sampled_from(("origin", "edge")), key=st.sampled_from(KEYS))
+    @rule(endpoint=st.sampled_from(ENDPOINTS), key=st.sampled_from(KEYS))
     def look_up(self, endpoint: str, key: str) -> None:
         response = self.run(self._look_up(endpoint, key))
         assert response is not None
         assert response.status in {200, 404, 409}, f"{endpoint} lookup answered {response.status}: {response.body}"
-        if response.status == 200 and response.body.get("status") in OK_STATUSES:
-            assert self.provider.taken[key] >= 1, f"{endpoint} lookup says {response.body.get('status')}: never sent"
+        if response.status == 200:
+            self._answered(key, response.body)
 
     # -- invariants -----------------------------------------------------------------------------------------------
 
@@ -477,6 +501,11 @@ class OneKeyLife(RuleBasedStateMachine):
                 f"{key} was sent {taken} times ({self.provider.log}) and no declared partition touched it"
             )
 
+    @invariant()
+    def one_sent_message_per_key_outside_a_declared_partition(self) -> None:
+        for key, ids in self.sent_ids.items():
+            assert len(ids) <= 1 or key in self.partition_keys, f"{key} was answered as sent as {sorted(ids)}"
+
     # -- helpers --------------------------------------------------------------------------------------------------
 
     async def _until_held_or_done(self, task: asyncio.Task[ApiResponse | None], gate: Gate) -> None:
@@ -488,9 +517,10 @@ class OneKeyLife(RuleBasedStateMachine):
 
     def _finish_held(self, endpoint: str) -> None:
         held = self.held.pop(endpoint)
+        if self.clock.time() >= held.attempt.started_at + LEASE_S:
+            self.outlived_lease.add(held.attempt.key)  # too late to free the key: it reads unknown (by design)
         held.gate.release.set()
-        response = self.run(held.task)
-        self.check_send(endpoint, held.key, response, 1, held.switch_state)
+        self.check_send(held.attempt, self.run(held.task))
 
     async def _look_up(self, endpoint: str, key: str) -> ApiResponse | None:
         token = issue_token(SECRET, workspace_id=WS, now=self.clock.time())
@@ -538,20 +568,32 @@ class OneKeyLife(RuleBasedStateMachine):
                 self.run(self._round(task))
         self.nothing_went_wrong_out_of_sight()
         self.at_most_once_outside_a_declared_partition()
+        self.one_sent_message_per_key_outside_a_declared_partition()
+        log = self.provider.log
         doubled = {key for key, taken in self.provider.taken.items() if taken > 1}
+        STATS[f"final: partitions={len(self.partition_keys)} doubled={len(doubled)}"] += 1
         counted = self.run(self._double_sent_keys())
-        assert doubled <= counted, (
-            f"sent twice but not counted by reconcile: {sorted(doubled - counted)} ({self.provider.log})"
-        )
-        assert counted <= doubled, f"counted as sent twice but sent once: {sorted(counted - doubled)}"
+        assert doubled <= counted, f"sent twice but not counted by reconcile: {sorted(doubled - counted)} ({log})"
+        possible = {key for key in self.died_in_flight if self.provider.taken[key]}
+        assert counted <= doubled | possible, f"counted as sent twice but sent once: {sorted(counted - doubled)}"
         metric = self.services.metrics.registry.get_sample_value("smsfailover_origin_double_sends_total") or 0.0
-        found_here = self.run(self._double_sends_count()) - self.double_sends_at_open
+        found_here = self.run(self.services.double_sends.count(WS)) - self.double_sends_at_open
         assert metric == found_here, f"the metric says {metric}, this process stored {found_here}"
-        for key, taken in self.provider.taken.items():
-            if taken:
+        for key in KEYS:
+            if self.provider.taken[key]:
                 response = self.run(self._look_up("origin", key))
                 assert response is not None
-                assert response.status != 404, f"{key} was sent ({self.provider.log}) but the origin does not know it"
+                assert response.status != 404, f"{key} was sent ({log}) but the origin does not know it"
+            elif key not in self.died_in_flight | self.outlived_lease:
+                attempt = self.run(self._attempt("origin", key))
+                response = self.run(self._post(attempt))
+                self.check_send(attempt, response)
+                assert response is not None
+                assert response.status == 201, f"{key} was never sent and cannot be now: {response.body}"
+
+    async def _double_sent_keys(self) -> set[str]:
+        rows = await self.db.fetch("SELECT idempotency_key FROM double_sends WHERE workspace_id = ?", (WS,))
+        return {str(r["idempotency_key"]) for r in rows}
 
     def _close_everything(self) -> None:
         with contextlib.suppress(Exception):
@@ -573,17 +615,118 @@ class OneKeyLife(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+STATS: Counter[str] = Counter()  # what the examples met (printed with -s)
 MODEL_SETTINGS = settings(
-    max_examples=200,
-    stateful_step_count=30,
+    max_examples=int(os.environ.get("MODEL_EXAMPLES", "200")),  # MODEL_EXAMPLES=5000 for a long exploration
+    stateful_step_count=int(os.environ.get("MODEL_STEPS", "30")),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 
-def test_one_key_life(tmp_path: Path) -> None:
+def prepare(tmp_path: Path) -> None:
     OneKeyLife.workdir = tmp_path
     OneKeyLife.template = tmp_path / "template.db"
     asyncio.run(make_origin_template(OneKeyLife.template))
+
+
+def fresh_machine(tmp_path: Path) -> OneKeyLife:
+    prepare(tmp_path)
+    return OneKeyLife()
+
+
+def test_one_key_life(tmp_path: Path) -> None:
+    prepare(tmp_path)
     run_state_machine_as_test(OneKeyLife, settings=MODEL_SETTINGS)
+    for name, n in sorted(STATS.items()):
+        print(f"{n:6d}  {name}")
+
+
+# -- deterministic reproductions of what the model found ------------------------------------------------------------
+
+
+def test_found_a_degraded_send_cut_short_by_a_crash_then_sent_by_the_edge_is_counted(tmp_path: Path) -> None:
+    """The origin, cut off from the edge (degraded), sends key-a on its local ledger; the provider takes it and the
+    origin process dies before the answer. The client fails over and the edge, which never heard of key-a, sends it
+    too. Once the network is back, reconcile pushes the origin's record (an expired claim: outcome unknown) and
+    the edge holds another attempt's completed send: a double send (DESIGN.md rule 6), which must be counted."""
+    state = fresh_machine(tmp_path)
+    state.start(start_on=True)
+    state.set_network(mode="unreachable")
+    state.send_with_the_provider_in_flight(endpoint="origin", key="key-a", before=False)
+    state.restart_origin()
+    state.send_at_edge(key="key-a")
+    assert state.provider.taken["key-a"] == 2
+    state.teardown()  # network up, reconcile: the double send must be counted
+
+
+def test_found_a_key_in_flight_at_the_origin_when_failover_is_enabled_is_not_sent_again_by_the_edge(
+    tmp_path: Path,
+) -> None:
+    """Failover off: the origin sends key-a on its own ledger and the provider's answer is slow (the claim is in
+    flight). Failover is turned on: the switch seeds the edge ledger and tells the edge `enabled`. The client fails
+    over to the edge with key-a: the edge must not send it (DESIGN.md rule 4: the edge ledger is seeded with every
+    key whose outcome is not final before the edge is told enabled)."""
+    state = fresh_machine(tmp_path)
+    state.start(start_on=False)
+    state.send_with_the_provider_in_flight(endpoint="origin", key="key-a", before=False)
+    state.toggle_failover(enabled=True)
+    state.background_settles()
+    assert state.run(state._switch_state()) == ON
+    state.send_at_edge(key="key-a")
+    state.at_most_once_outside_a_declared_partition()
+    state.teardown()
+
+
+def test_a_seeded_claim_the_origin_then_releases_is_freed_at_the_edge(tmp_path: Path) -> None:
+    """The seed puts an origin claim in flight into the edge ledger as a claim (the test above); if that send then
+    fails at the provider (nothing sent, the key released), reconcile frees the claim at the edge too, so the key
+    can be sent later instead of reading unknown for ever."""
+    state = fresh_machine(tmp_path)
+    state.start(start_on=False)
+    state.send_with_the_provider_in_flight(endpoint="origin", key="key-a", before=True)
+    state.toggle_failover(enabled=True)
+    state.background_settles()
+    state.set_provider(mode="down")
+    state.provider_answers(endpoint="origin")  # 503 provider_unavailable: nothing was sent
+    state.time_passes(seconds=LEASE_S + 1)
+    state.background_round(task="reconcile")
+    state.teardown()  # the final checks send key-a once more: it must go out (201)
+
+
+def test_found_reconcile_does_not_revive_a_claim_the_edge_released(tmp_path: Path) -> None:
+    """Failover on: the edge claims key-a for a client and its provider call is slow to start. The operator turns
+    failover off and on again; the sync copies the edge's in-flight send into the origin's ledger (a claim) and the
+    enable's seed queues it, as a key in flight, to be pushed to the edge once final. The provider cannot be
+    reached: the edge releases key-a (nothing sent). The lease runs out, and reconcile runs before the next sync:
+    it pushes the origin's stale copy (the same attempt, an expired claim), which must not turn the edge's released
+    row back into a claim (the key would then read unknown for ever at both endpoints, though never sent)."""
+    state = fresh_machine(tmp_path)
+    state.start(start_on=True)
+    state.send_with_the_provider_in_flight(endpoint="edge", key="key-a", before=True)
+    state.toggle_failover(enabled=False)
+    state.toggle_failover(enabled=True)
+    state.background_settles()
+    state.set_provider(mode="down")
+    state.provider_answers(endpoint="edge")  # 503 provider_unavailable: released at the edge
+    state.time_passes(seconds=LEASE_S + 1)
+    state.background_round(task="reconcile")
+    state.background_round(task="sync")
+    state.teardown()  # the final checks send key-a once more: it must go out (201)
+
+
+def test_edge_first_then_a_degraded_origin_send_is_a_declared_and_counted_double_send(tmp_path: Path) -> None:
+    """Rule 7's second case: the edge sends key-a; the origin, cut off from the edge before the sync brought key-a
+    over, sends it again on its local ledger (a declared partition); reconcile counts the double send."""
+    state = fresh_machine(tmp_path)
+    state.start(start_on=True)
+    state.send_at_edge(key="key-a")
+    state.set_network(mode="unreachable")
+    state.send_with_the_provider_in_flight(endpoint="origin", key="key-a", before=True)
+    state.set_network(mode="up")
+    state.background_settles()  # the sync copies the edge's send beside the origin's open claim
+    state.provider_answers(endpoint="origin")
+    assert state.provider.taken["key-a"] == 2
+    assert state.partition_keys == {"key-a"}
+    state.teardown()

@@ -131,6 +131,11 @@ class ServiceApi:
     async def _merge(self, local: LedgerRecord) -> str:
         if local.state is LedgerState.RELEASED:
             return "skipped"  # nothing was sent; releases travel fenced through /v1/ledger/release
+        if local.state is LedgerState.CLAIMED:
+            # this attempt released here (nothing was sent): a stale copy of its claim never revives it
+            held = await self._ledger.get(local.workspace_id, local.key)
+            if held is not None and held.state is LedgerState.RELEASED and held.message_id == local.message_id:
+                return "skipped"
         if await self._ledger.try_claim(dataclasses.replace(local, state=LedgerState.CLAIMED, message=None)):
             await self._complete_like(local)
             return "merged"
