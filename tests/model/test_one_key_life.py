@@ -29,6 +29,9 @@ And at the end, once the network is back and reconcile and sync have run:
   send, counted);
 - a key the provider took is known at the origin (never 404), and a key nothing was sent for can still be sent
   (unless an attempt of it died in flight or answered after its lease: then it reads unknown, by design).
+
+The plain tests after the machine are what it found, replayed step by step. A longer exploration than the default
+run: `MODEL_EXAMPLES=5000 MODEL_STEPS=40 pytest tests/model -s` (about 10 minutes; -s prints what the examples met).
 """
 
 from __future__ import annotations
@@ -594,20 +597,26 @@ class OneKeyLife(RuleBasedStateMachine):
                 response = self.run(self._post(attempt))
                 self.check_send(attempt, response)
                 assert response is not None
-                assert response.status == 201, f"{key} was never sent and cannot be now: {response.body}"
+                # Sendable again, or an honest unknown: a claim whose lease ran out before its release reached the
+                # edge stays unknown (a caller may have been told so); issue 15's "not sent" mark resolves those.
+                stuck_unknown = response.status == 200 and response.body.get("status") == "unknown"
+                STATS[f"final: never sent, {'reads unknown' if stuck_unknown else 'sent now'}"] += 1
+                assert response.status == 201 or stuck_unknown, (
+                    f"{key} was never sent and cannot be now: {response.body}"
+                )
 
     async def _double_sent_keys(self) -> set[str]:
         rows = await self.db.fetch("SELECT idempotency_key FROM double_sends WHERE workspace_id = ?", (WS,))
         return {str(r["idempotency_key"]) for r in rows}
 
     def _close_everything(self) -> None:
+        for held in self.held.values():
+            held.gate.release.set()
         with contextlib.suppress(Exception):
-            for held in self.held.values():
-                held.gate.release.set()
             self.run(self._close_origin())
-            for held in self.held.values():
-                with contextlib.suppress(BaseException):
-                    self.run(held.task)
+        for held in self.held.values():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                self.run(held.task)
         self.edge_db.close()
         pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
         for task in pending:
@@ -626,6 +635,8 @@ MODEL_SETTINGS = settings(
     stateful_step_count=int(os.environ.get("MODEL_STEPS", "30")),
     deadline=None,
     database=None,
+    # The same examples every run (make test and CI reproduce each other); MODEL_RANDOM=1 explores new ones.
+    derandomize=os.environ.get("MODEL_RANDOM") != "1",
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
