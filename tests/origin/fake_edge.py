@@ -125,7 +125,7 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
                 if current["state"] == "claimed" and record["state"] == "completed":
                     current.update(state="completed", message=record["message"])
                     merged += 1
-            elif record["state"] == "completed":
+            else:  # another attempt's live record beside one the origin sent or may have sent
                 duplicates.append({"workspace_id": k[0], "key": k[1]})
         return JSONResponse({"merged": merged, "duplicates": duplicates})
 
