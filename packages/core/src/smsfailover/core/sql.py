@@ -79,10 +79,14 @@ def _s(ms: object) -> float:
 
 # ---- the ledger -------------------------------------------------------------------------------------------------
 
-_CLAIM = """
+
+def claim_statement(row_source: str) -> str:
+    """The claim: insert the row `row_source` yields (a VALUES or a SELECT of claim_params' values), or take over a
+    RELEASED row with the same key; RETURNING says whether it was taken."""
+    return f"""
 INSERT INTO idempotency_ledger (workspace_id, idempotency_key, fingerprint, state, endpoint, message_id,
                                 lease_expires_at, created_at, updated_at, message)
-VALUES (?, ?, ?, 'claimed', ?, ?, ?, ?, ?, NULL)
+{row_source}
 ON CONFLICT (workspace_id, idempotency_key) DO UPDATE SET
     fingerprint = excluded.fingerprint, state = 'claimed', endpoint = excluded.endpoint,
     message_id = excluded.message_id, lease_expires_at = excluded.lease_expires_at,
@@ -90,6 +94,9 @@ ON CONFLICT (workspace_id, idempotency_key) DO UPDATE SET
 WHERE idempotency_ledger.state = 'released'
 RETURNING idempotency_key
 """
+
+
+_CLAIM = claim_statement("VALUES (?, ?, ?, 'claimed', ?, ?, ?, ?, ?, NULL)")
 _GET = "SELECT * FROM idempotency_ledger WHERE workspace_id = ? AND idempotency_key = ?"
 _COMPLETE = """
 UPDATE idempotency_ledger SET state = 'completed', message = ?, updated_at = ?
@@ -133,7 +140,7 @@ def record_from_row(row: Mapping[str, Any]) -> LedgerRecord:
 
 
 def claim_params(record: LedgerRecord) -> list[object]:
-    """The parameters of a claim's insert, in the order of _CLAIM's VALUES."""
+    """The parameters of a claim's insert, in the order of claim_statement's row source."""
     return [
         record.workspace_id,
         record.key,

@@ -12,21 +12,13 @@ from __future__ import annotations
 
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ledger import LedgerRecord, LedgerState
-from smsfailover.core.sql import SqlExecutor, SqlLedgerStore, claim_params
+from smsfailover.core.sql import SqlExecutor, SqlLedgerStore, claim_params, claim_statement
 
-# core's claim (sql._CLAIM) with the mirror's check: the same VALUES order, then the workspace for the EXISTS.
-_CLAIM_IF_ENABLED = """
-INSERT INTO idempotency_ledger (workspace_id, idempotency_key, fingerprint, state, endpoint, message_id,
-                                lease_expires_at, created_at, updated_at, message)
-SELECT ?, ?, ?, 'claimed', ?, ?, ?, ?, ?, NULL
-WHERE EXISTS (SELECT 1 FROM settings_mirror WHERE workspace_id = ? AND sms_failover_enabled = 1)
-ON CONFLICT (workspace_id, idempotency_key) DO UPDATE SET
-    fingerprint = excluded.fingerprint, state = 'claimed', endpoint = excluded.endpoint,
-    message_id = excluded.message_id, lease_expires_at = excluded.lease_expires_at,
-    created_at = excluded.created_at, updated_at = excluded.updated_at, message = NULL
-WHERE idempotency_ledger.state = 'released'
-RETURNING idempotency_key
-"""
+# core's claim with the mirror's check: the same row, then the workspace for the EXISTS.
+_CLAIM_IF_ENABLED = claim_statement(
+    "SELECT ?, ?, ?, 'claimed', ?, ?, ?, ?, ?, NULL\n"
+    "WHERE EXISTS (SELECT 1 FROM settings_mirror WHERE workspace_id = ? AND sms_failover_enabled = 1)"
+)
 
 
 def failover_disabled() -> ApiError:

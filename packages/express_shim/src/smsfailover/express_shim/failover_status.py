@@ -9,6 +9,7 @@ from smsfailover.express_shim.probes import ProbeResult
 from smsfailover.express_shim.services import OriginServices
 from smsfailover.express_shim.shared_breaker import breaker_status
 from smsfailover.express_shim.window_stats import WINDOW_S
+from smsfailover.express_shim.workspace_settings import OFF
 
 
 def _endpoint_view(probe: ProbeResult, stats: Mapping[str, object]) -> dict[str, object]:
@@ -36,7 +37,7 @@ async def workspace_status(services: OriginServices, ws: str) -> dict[str, objec
     now_ms = services.now_ms()
     settings = await services.settings.get(ws)
     enabled = settings.sms_failover_enabled
-    edge_guards = settings.failover_state != "off"  # the origin claims this workspace's keys at the edge
+    edge_guards = settings.failover_state != OFF  # the origin claims this workspace's keys at the edge
     degraded = edge_guards and services.degraded
     endpoints: dict[str, object] = {}
     for name in ("origin", "edge"):

@@ -137,8 +137,8 @@ class OriginServices:
         self.metrics.edge_ledger_queue.set(await self.edge_ledger_queue.count())
 
     async def advance_switches(self) -> None:
-        await self.switch.run_once()
-        self.outbox_wake.set()  # an enable the switch just queued goes out now
+        if await self.switch.run_once():
+            self.outbox_wake.set()  # an enable the switch just queued goes out now, not at the next round
 
     async def purge(self) -> None:
         cutoff = self.clock.time() - self.config.retention_s

@@ -86,7 +86,9 @@ class FailoverSwitch:
         self._synced_through_ms = synced_through_ms
         self._on_switched = on_switched
 
-    async def run_once(self) -> None:
+    async def run_once(self) -> int:
+        """Advance every switch in motion; how many enables it queued for the edge mirror."""
+        queued = 0
         rows = await self._db.fetch(_PENDING, (ENABLING, DISABLING))
         for raw in rows:
             row = SwitchRow(
@@ -97,28 +99,34 @@ class FailoverSwitch:
                 None if raw["acked_at"] is None else int(str(raw["acked_at"])),
             )
             try:
-                await (self._enabling(row) if row.state == ENABLING else self._disabling(row))
+                if row.state == ENABLING:
+                    queued += await self._enabling(row)
+                else:
+                    await self._disabling(row)
             except EdgeUnavailable as exc:
                 log_event("failover_switch_waiting", level=logging.WARNING, state=row.state, reason=exc.reason)
+        return queued
 
     def _now_ms(self) -> int:
         return int(self._clock.time() * 1000)
 
-    async def _enabling(self, row: SwitchRow) -> None:
+    async def _enabling(self, row: SwitchRow) -> int:
+        """One enabling step; 1 if it queued the enable for the edge mirror."""
         if self._now_ms() < row.changed_at + self._settle_ms:
-            return
+            return 0
         if row.seeded_to != SEEDED:
-            if await self._seed(row):
-                await self._db.transaction(
-                    [
-                        (f"UPDATE failover_switch SET seeded_to = ? {_GUARD}", (SEEDED, *self._guard(row))),  # noqa: S608
-                        (_ENQUEUE_ENABLE, (self._now_ms(), row.workspace_id, row.changed_at)),
-                    ]
-                )
-            return
-        if await self._outbox_pending(row.workspace_id):
-            return
-        await self._finish(row, ON)
+            if not await self._seed(row):
+                return 0
+            changed = await self._db.transaction(
+                [
+                    (f"UPDATE failover_switch SET seeded_to = ? {_GUARD}", (SEEDED, *self._guard(row))),  # noqa: S608
+                    (_ENQUEUE_ENABLE, (self._now_ms(), row.workspace_id, row.changed_at)),
+                ]
+            )
+            return 1 if changed[1] else 0
+        if not await self._outbox_pending(row.workspace_id):
+            await self._finish(row, ON)
+        return 0
 
     async def _disabling(self, row: SwitchRow) -> None:
         if await self._outbox_pending(row.workspace_id):
