@@ -21,7 +21,7 @@ from smsfailover.express_shim.storage.open import open_database
 from benchmarks.framework import Row, RunSettings, Section, Spread
 from benchmarks.stack import BenchStack, fresh_postgres
 
-CONCURRENCY = 16
+CONCURRENCY = 64
 FINGERPRINT = "0" * 64
 StoreFactory = Callable[[], AbstractAsyncContextManager[LedgerStore]]
 

@@ -95,7 +95,8 @@ def make_edge(*, enabled: tuple[str, ...] = (WS,), **env: str) -> Edge:
     }
     db = SqliteExecutor()
     db.create_schema()
-    edge_sql = (REPO_ROOT / "packages/edge_worker/migrations/0002_edge.sql").read_text()
+    edge_only = sorted((REPO_ROOT / "packages/edge_worker/migrations").glob("*.sql"))[1:]  # 0001 is core's SCHEMA
+    edge_sql = "\n".join(path.read_text() for path in edge_only)
     for statement in schema_statements(re.sub(r"--[^\n]*", "", edge_sql)):
         db._conn.execute(statement)
     for ws in enabled:
@@ -220,6 +221,7 @@ async def test_without_a_secret_only_health_answers_and_it_says_why() -> None:
 
 
 async def test_unexpected_errors_become_a_500_envelope_without_details(edge: Edge) -> None:
+    await edge.call("GET", "/v1/ledger/ws/key", token=service_token(edge.clock))  # the shards are verified once
     edge.db.close()  # every statement now fails inside the store
     response = await edge.call("GET", "/v1/ledger/ws/key", token=service_token(edge.clock))
     assert response.status == 500

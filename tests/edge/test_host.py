@@ -429,7 +429,7 @@ def test_sync_feed_pages_edge_sends_in_order(http: httpx2.Client, jwt_secret: st
     page2 = http.get("/v1/sync/messages", params={"after": page1["next_cursor"], "limit": "2"}, headers=service).json()
     assert [m["id"] for m in page2["data"]] == ids[2:]
     empty = http.get("/v1/sync/messages", params={"after": page2["next_cursor"], "limit": "2"}, headers=service).json()
-    assert empty == {"data": [], "next_cursor": page2["next_cursor"]}
+    assert empty == {"data": [], "next_cursor": page2["next_cursor"], "shard": 0, "shards": 1}
 
     bad = http.get("/v1/sync/messages", params={"after": "-1"}, headers=service)
     assert bad.status_code == 422

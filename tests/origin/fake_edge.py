@@ -30,6 +30,7 @@ class FakeEdgeState:
     edge_messages: list[dict[str, Any]] = field(default_factory=list)  # each with "seq"
     auth_headers: list[str] = field(default_factory=list)
     sync_afters: list[int] = field(default_factory=list)  # the cursor of each sync request
+    batch_sizes: list[int] = field(default_factory=list)  # operations per ledger batch request
 
 
 def fake_edge(state: FakeEdgeState) -> Starlette:
@@ -61,16 +62,19 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
                 state.enabled_at_mirror[ws] = {k for k in state.ledger if k[0] == ws}
         return JSONResponse({"workspace_id": ws, **state.mirror[ws]})
 
-    async def claim(request: Request) -> Response:
-        if (denied := await guard(request)) is not None:
-            return denied
-        record = (await request.json())["record"]
+    def claim_op(body: dict[str, Any]) -> dict[str, Any]:
+        record = body["record"]
         k = (record["workspace_id"], record["key"])
         current = state.ledger.get(k)
         if current is None or current["state"] == "released":
             state.ledger[k] = record
-            return JSONResponse({"claimed": True, "record": record})
-        return JSONResponse({"claimed": False, "record": current})
+            return {"claimed": True, "record": record}
+        return {"claimed": False, "record": current}
+
+    async def claim(request: Request) -> Response:
+        if (denied := await guard(request)) is not None:
+            return denied
+        return JSONResponse(claim_op(await request.json()))
 
     async def get_record(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
@@ -86,27 +90,47 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
             return None
         return record
 
+    def complete_op(body: dict[str, Any]) -> dict[str, Any]:
+        if (record := fenced(body)) is not None:
+            record.update(state="completed", message=body["message"], updated_at=body["now"])
+        return {"record": state.ledger.get((body["workspace_id"], body["key"]))}
+
+    def release_op(body: dict[str, Any]) -> dict[str, Any]:
+        state.releases.append(body)
+        if (record := fenced(body)) is not None:
+            record.update(state="released", updated_at=body["now"])
+        return {"record": state.ledger.get((body["workspace_id"], body["key"]))}
+
+    ops = {"claim": claim_op, "complete": complete_op, "release": release_op}
+
     async def complete(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
             return denied
-        body = await request.json()
-        if (record := fenced(body)) is not None:
-            record.update(state="completed", message=body["message"], updated_at=body["now"])
-        return JSONResponse({"record": state.ledger.get((body["workspace_id"], body["key"]))})
+        return JSONResponse(complete_op(await request.json()))
 
     async def release(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
             return denied
-        body = await request.json()
-        state.releases.append(body)
-        if (record := fenced(body)) is not None:
-            record.update(state="released", updated_at=body["now"])
-        return JSONResponse({"record": state.ledger.get((body["workspace_id"], body["key"]))})
+        return JSONResponse(release_op(await request.json()))
+
+    async def batch(request: Request) -> Response:
+        """The real edge's batch route: one answer per operation; `failing_paths` naming an operation's single
+        route (e.g. /v1/ledger/claim) fails those operations alone, as a failing shard would."""
+        if (denied := await guard(request)) is not None:
+            return denied
+        state.batch_sizes.append(len(body := (await request.json())["ops"]))
+        results = []
+        for op in body:
+            if f"/v1/ledger/{op['op']}" in state.failing_paths:
+                results.append({"status": 503, "error": {"code": "ledger_unavailable", "message": "down"}})
+            else:
+                results.append(ops[op["op"]](op))
+        return JSONResponse({"results": results})
 
     async def ping(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
             return denied
-        return JSONResponse({"ledger": "ok"})
+        return JSONResponse({"ledger": "ok", "shards": [{"shard": 0, "binding": "DB", "ok": True}]})
 
     async def reconcile(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
@@ -137,13 +161,14 @@ def fake_edge(state: FakeEdgeState) -> Starlette:
         limit = int(request.query_params.get("limit", "100"))
         page = [m for m in state.edge_messages if m["seq"] > after][:limit]
         cursor = page[-1]["seq"] if page else after
-        return JSONResponse({"data": page, "next_cursor": cursor})
+        return JSONResponse({"data": page, "next_cursor": cursor, "shard": 0, "shards": 1})
 
     return Starlette(
         routes=[
             Route("/v1/health", health),
             Route("/v1/settings-mirror/{ws}", put_mirror, methods=["PUT"]),
             Route("/v1/ledger/claim", claim, methods=["POST"]),
+            Route("/v1/ledger/batch", batch, methods=["POST"]),
             Route("/v1/ledger/complete", complete, methods=["POST"]),
             Route("/v1/ledger/release", release, methods=["POST"]),
             Route("/v1/ledger/reconcile", reconcile, methods=["POST"]),

@@ -1,24 +1,26 @@
 #!/usr/bin/env node
 // The local edge host: runs the worker's own Python (src/entry.py) under the npm `pyodide` package with the real
-// `workers-runtime-sdk`, its D1 binding served by Miniflare, all offline. What differs from workerd is written down
-// in docs/edge-host.md; keep this file small and keep that page true.
+// `workers-runtime-sdk`, its D1 bindings served by Miniflare's D1 (host/d1.mjs), all offline. What differs from
+// workerd is written down in docs/edge-host.md; keep this file small and keep that page true.
 //
-//   node packages/edge_worker/host/server.mjs --port 8787 --persist var/edge [--test-scheduled]
+//   node packages/edge_worker/host/server.mjs --port 8787 --persist var/edge [--instances 2] [--test-scheduled]
 //
-// Flags also come from the environment: SMSFAILOVER_EDGE_PORT, SMSFAILOVER_EDGE_HOST, SMSFAILOVER_EDGE_PERSIST.
-// `--port 0` picks a free port; the "ready" line on stdout carries the real URL.
+// Flags also come from the environment: SMSFAILOVER_EDGE_PORT, SMSFAILOVER_EDGE_HOST, SMSFAILOVER_EDGE_PERSIST,
+// SMSFAILOVER_EDGE_INSTANCES. `--port 0` picks a free port; the "ready" line on stdout carries the real URL.
+// With `--instances N` (N > 1) the primary process runs D1 and N worker processes each run their own Pyodide on
+// the one port, as workerd runs several isolates: module state (the rate limiter) is per instance, as per isolate.
 
+import cluster from "node:cluster";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
-import { Miniflare } from "miniflare";
 import { loadPyodide } from "pyodide";
 
+import { connectD1, startD1 } from "./d1.mjs";
 import { applyMigrations } from "./migrations.mjs";
-import { wrapD1 } from "./d1.mjs";
 
 const HOST_DIR = path.dirname(fileURLToPath(import.meta.url));
 const PACKAGE_DIR = path.resolve(HOST_DIR, "..");
@@ -39,7 +41,14 @@ const ENV_NAMES = [
   "SMSFAILOVER_PROVIDER_TIMEOUT_S",
   "SMSFAILOVER_RETENTION_S",
   "SMSFAILOVER_STATUS_CALLBACK_URL",
+  "SMSFAILOVER_D1_SHARDS",
 ];
+
+// The D1 bindings: shard 0 is DB; SMSFAILOVER_D1_SHARDS names them all, in shard order (wrangler.toml likewise).
+function shardBindings() {
+  const names = (process.env.SMSFAILOVER_D1_SHARDS ?? "DB").split(",").map((name) => name.trim()).filter(Boolean);
+  return names.length ? names : ["DB"];
+}
 
 function options() {
   const { values } = parseArgs({
@@ -47,6 +56,7 @@ function options() {
       port: { type: "string", default: process.env.SMSFAILOVER_EDGE_PORT ?? "8787" },
       host: { type: "string", default: process.env.SMSFAILOVER_EDGE_HOST ?? "127.0.0.1" },
       persist: { type: "string", default: process.env.SMSFAILOVER_EDGE_PERSIST ?? "var/edge" },
+      instances: { type: "string", default: process.env.SMSFAILOVER_EDGE_INSTANCES ?? "1" },
       "python-modules": { type: "string", default: path.join(REPO_ROOT, "python_modules") },
       "test-scheduled": { type: "boolean", default: process.env.SMSFAILOVER_EDGE_TEST_SCHEDULED === "1" },
     },
@@ -137,17 +147,88 @@ function makeCtx() {
   };
 }
 
+// The primary: D1 (Miniflare) and its migrations, then the HTTP server in this process or in N worker processes.
 async function main() {
   const opts = options();
-  const vars = workerVars();
+  workerVars(); // refuse to start without a secret before anything else starts
   const persist = path.resolve(opts.persist);
   fs.mkdirSync(persist, { recursive: true });
-  const mf = new Miniflare({ modules: true, script: "export default {}", d1Databases: ["DB"], d1Persist: persist });
-  const d1 = await mf.getD1Database("DB");
-  const applied = await applyMigrations(d1, path.join(PACKAGE_DIR, "migrations"));
-  if (applied.length) console.log(`applied D1 migrations: ${applied.join(", ")}`);
+  const bindings = shardBindings();
+  const d1 = await startD1(bindings, persist);
+  const databases = connectD1(d1.url, bindings);
+  for (const binding of bindings) {
+    const applied = await applyMigrations(databases[binding], path.join(PACKAGE_DIR, "migrations"));
+    if (applied.length) console.log(`applied D1 migrations to ${binding}: ${applied.join(", ")}`);
+  }
+  const instances = Math.max(1, Number.parseInt(opts.instances, 10) || 1);
+  let stopWorkers = async () => {};
+  let ready;
+  if (instances === 1) {
+    const served = await serve(opts, d1.url, bindings);
+    ready = served.ready;
+    stopWorkers = served.close;
+  } else {
+    ({ ready, stopWorkers } = await forkInstances(instances, d1.url));
+  }
+  console.log(ready);
 
-  const env = { ...vars, DB: wrapD1(d1, () => mf.getD1Database("DB")) };
+  let stopping = false;
+  const stop = async (signal) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`edge host stopping (${signal})`);
+    const deadline = setTimeout(() => process.exit(1), 5000); // never hang on the way out
+    await stopWorkers();
+    await d1.dispose();
+    clearTimeout(deadline);
+    process.exit(0);
+  };
+  for (const signal of ["SIGTERM", "SIGINT"]) {
+    // Miniflare's own exit hook would exit(143) before this async stop ran; stop() disposes Miniflare itself.
+    process.removeAllListeners(signal);
+    process.on(signal, () => void stop(signal));
+  }
+}
+
+// N worker processes on the one port (cluster hands connections round-robin); ready once every one answered.
+async function forkInstances(instances, d1Url) {
+  const workers = [];
+  const lines = [];
+  for (let i = 0; i < instances; i++) {
+    const worker = cluster.fork({ SMSFAILOVER_EDGE_D1_URL: d1Url, SMSFAILOVER_EDGE_INSTANCE: String(i) });
+    workers.push(worker);
+    lines.push(
+      new Promise((resolve, reject) => {
+        worker.on("message", (message) => message?.ready && resolve(message.ready));
+        worker.on("exit", (code) => reject(new Error(`edge instance ${i} exited (${code}) before it was ready`)));
+      }),
+    );
+  }
+  let stoppingWorkers = false;
+  cluster.on("exit", (worker, code) => {
+    if (!stoppingWorkers) console.error(`edge host: instance ${worker.id} exited (${code})`);
+  });
+  const ready = (await Promise.all(lines))[0].replace("edge host ready", `edge host ready (${instances} instances)`);
+  const stopWorkers = async () => {
+    stoppingWorkers = true;
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise((resolve) => {
+            if (worker.isDead()) return resolve();
+            worker.once("exit", resolve);
+            worker.kill("SIGTERM");
+          }),
+      ),
+    );
+  };
+  return { ready, stopWorkers };
+}
+
+// One instance: Pyodide, the worker's Python, and the HTTP server. Returns the ready line and how to close it.
+async function serve(opts, d1Url, bindings) {
+  const vars = workerVars();
+  const env = { ...vars, ...connectD1(d1Url, bindings) };
   const { py, timings } = await startPython(path.resolve(opts["python-modules"]));
   const Default = py.get("Default");
   const makeRequest = py.get("make_request");
@@ -225,30 +306,23 @@ async function main() {
   const url = `http://${opts.host}:${port}`;
   const health = await callFetch(new Request(`${url}/v1/health`));
   if (health.status !== 200) throw new Error(`the worker's health check answered ${health.status}`);
-  console.log(
-    `edge host ready on ${url} (pyodide ${timings.pyodide_ms.toFixed(0)} ms, imports ${timings.import_ms.toFixed(0)} ms)`,
-  );
-
-  let stopping = false;
-  const stop = async (signal) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`edge host stopping (${signal})`);
+  const ready = `edge host ready on ${url} (pyodide ${timings.pyodide_ms.toFixed(0)} ms, imports ${timings.import_ms.toFixed(0)} ms)`;
+  const close = async () => {
     server.closeAllConnections?.();
-    const deadline = setTimeout(() => process.exit(1), 5000); // never hang on the way out
     await new Promise((resolve) => server.close(resolve));
-    await mf.dispose();
-    clearTimeout(deadline);
-    process.exit(0);
   };
-  for (const signal of ["SIGTERM", "SIGINT"]) {
-    // Miniflare's own exit hook would exit(143) before this async stop ran; stop() disposes Miniflare itself.
-    process.removeAllListeners(signal);
-    process.on(signal, () => void stop(signal));
-  }
+  return { ready, close };
 }
 
-main().catch((err) => {
+// A forked instance: serve, tell the primary, stop on SIGTERM.
+async function instance() {
+  const { ready, close } = await serve(options(), process.env.SMSFAILOVER_EDGE_D1_URL, shardBindings());
+  process.send({ ready });
+  process.on("SIGTERM", () => void close().then(() => process.exit(0)));
+  process.on("SIGINT", () => {}); // Ctrl-C reaches the whole group: the primary stops the instances
+}
+
+(cluster.isPrimary ? main() : instance()).catch((err) => {
   console.error(`edge host failed to start: ${err?.message ?? err}`);
   process.exit(1);
 });

@@ -92,6 +92,21 @@ class MessageStore(Protocol):
     async def get_by_key(self, workspace_id: str, key: str) -> dict[str, object] | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Conclusion:
+    """A send's last step: the provider's answer applied to the message row, and the claim completed with the
+    message (or released, when `message` is None and nothing was sent)."""
+
+    claim: LedgerRecord
+    fields: Mapping[str, object]
+    now: float
+    message: dict[str, object] | None
+
+
+# An endpoint whose store can apply a Conclusion as one transaction supplies this (the edge: one D1 batch).
+Settle = Callable[[Conclusion], Awaitable[None]]
+
+
 class MessageApi:
     def __init__(
         self,
@@ -107,6 +122,7 @@ class MessageApi:
         status_callback_url: str | None = None,
         health: Callable[[], Awaitable[dict[str, object]]] | None = None,
         on_recorded: Observer | None = None,
+        settle: Settle | None = None,
     ) -> None:
         self.endpoint: Endpoint = endpoint
         self._ledger_for = ledger_for
@@ -119,6 +135,7 @@ class MessageApi:
         self._status_callback_url = status_callback_url
         self._health = health
         self._on_recorded = on_recorded
+        self._settle = settle
 
     async def handle(self, request: ApiRequest) -> ApiResponse | None:
         path = request.path.rstrip("/") or "/"
@@ -317,8 +334,7 @@ class MessageApi:
         }
         if result.num_segments:
             fields["segments"] = result.num_segments
-        message = await self._record(message, fields)
-        await self._finish(ledger.complete(claim, message), "complete")
+        message = await self._conclude(message, fields, ledger, claim, complete=True)
         log_event("send.sent", endpoint=self.endpoint, workspace_id=claim.workspace_id, ledger=ledger.mode)
         return ApiResponse(201, message)
 
@@ -331,8 +347,8 @@ class MessageApi:
         started: float,
     ) -> ApiResponse:
         error = {"code": "provider_rejected", "message": exc.message, "provider_code": exc.code}
-        await self._record(message, {"status": "failed", "error": error, "latency_ms": self._elapsed_ms(started)})
-        await self._finish(ledger.release(claim), "release")  # nothing was sent: the key is free again
+        fields = {"status": "failed", "error": error, "latency_ms": self._elapsed_ms(started)}
+        await self._conclude(message, fields, ledger, claim, complete=False)  # nothing was sent: the key is free
         log_event("send.rejected", endpoint=self.endpoint, workspace_id=claim.workspace_id, provider_code=exc.code)
         raise ApiError(
             422,
@@ -356,13 +372,13 @@ class MessageApi:
                 "message": f"The provider did not confirm the send ({exc.reason}); it may have been sent. "
                 "It will not be re-sent automatically.",
             }
-            message = await self._record(message, {"status": "unknown", "error": error, "latency_ms": latency})
-            await self._finish(ledger.complete(claim, message), "complete")
+            fields = {"status": "unknown", "error": error, "latency_ms": latency}
+            message = await self._conclude(message, fields, ledger, claim, complete=True)
             log_event("send.unknown", level=logging.WARNING, endpoint=self.endpoint, workspace_id=claim.workspace_id)
             return ApiResponse(201, message)
         error = {"code": "provider_unavailable", "message": exc.reason}
-        await self._record(message, {"status": "failed", "error": error, "latency_ms": latency})
-        await self._finish(ledger.release(claim), "release")
+        fields = {"status": "failed", "error": error, "latency_ms": latency}
+        await self._conclude(message, fields, ledger, claim, complete=False)
         log_event("send.unavailable", level=logging.WARNING, endpoint=self.endpoint, workspace_id=claim.workspace_id)
         raise ApiError(
             503,
@@ -371,20 +387,43 @@ class MessageApi:
             headers={"Retry-After": "1"},
         )
 
-    async def _record(self, message: dict[str, object], fields: dict[str, object]) -> dict[str, object]:
-        """Apply the provider's answer to the message row; a store failure is logged, never turned into a lie."""
+    async def _conclude(
+        self,
+        message: dict[str, object],
+        fields: dict[str, object],
+        ledger: IdempotencyLedger,
+        claim: LedgerRecord,
+        *,
+        complete: bool,
+    ) -> dict[str, object]:
+        """Apply the provider's answer to the message row, then complete (or release) the claim; a store failure is
+        logged, never turned into a lie."""
         now = self._clock.time()
         updated = {**message, **fields, "updated_at": rfc3339(now)}
+        what = "complete" if complete else "release"
+        if self._settle is not None:
+            release_allowed = complete or not claim.is_expired(now)  # see IdempotencyLedger.release
+            conclusion = Conclusion(claim, fields, now, updated if complete else None)
+            step = self._settle(conclusion) if release_allowed else self._record(updated, fields, now)
+            await self._finish(step, what)
+        else:
+            await self._record(updated, fields, now)
+            await self._finish(ledger.complete(claim, updated) if complete else ledger.release(claim), what)
+        await self._observe(updated)
+        return updated
+
+    async def _record(self, updated: dict[str, object], fields: dict[str, object], now: float) -> None:
         try:
-            await self._messages.update(str(message["workspace_id"]), str(message["id"]), fields, now)
+            await self._messages.update(str(updated["workspace_id"]), str(updated["id"]), fields, now)
         except Exception as exc:
             log_event("send.record_failed", level=logging.ERROR, endpoint=self.endpoint, error=type(exc).__name__)
+
+    async def _observe(self, updated: dict[str, object]) -> None:
         if self._on_recorded is not None:
             try:
                 await self._on_recorded(updated)
             except Exception as exc:
                 log_event("send.observer_failed", level=logging.ERROR, error=type(exc).__name__)
-        return updated
 
     async def _finish(self, step: Awaitable[None], what: str) -> None:
         """Complete or release the claim. If that fails the send still stands: the lease then expires to unknown,

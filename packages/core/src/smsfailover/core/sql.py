@@ -69,6 +69,15 @@ class SqlExecutor(Protocol):
         ...
 
 
+Statement = tuple[str, Sequence[object]]
+
+
+class BatchExecutor(SqlExecutor, Protocol):
+    async def batch(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        """Run the statements in order as one transaction (D1's `batch()`); each statement's rows."""
+        ...
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -153,25 +162,46 @@ def claim_params(record: LedgerRecord) -> list[object]:
     ]
 
 
+# Each ledger step as a statement, for stores that run it alone and for batches (one transaction of several).
+
+
+def claim_call(record: LedgerRecord) -> Statement:
+    """Rows: one (the key) if the claim was taken."""
+    return _CLAIM, claim_params(record)
+
+
+def get_call(workspace_id: str, key: str) -> Statement:
+    """Rows: the record holding the key, if any."""
+    return _GET, [workspace_id, key]
+
+
+def complete_call(workspace_id: str, key: str, message: Mapping[str, object], now: float, message_id: str) -> Statement:
+    return _COMPLETE, [json.dumps(message), _ms(now), workspace_id, key, message_id]
+
+
+def release_call(workspace_id: str, key: str, now: float, message_id: str) -> Statement:
+    return _RELEASE, [_ms(now), workspace_id, key, message_id]
+
+
 class SqlLedgerStore:
     def __init__(self, db: SqlExecutor) -> None:
         self._db = db
 
     async def try_claim(self, record: LedgerRecord) -> bool:
-        rows = await self._db.fetch(_CLAIM, claim_params(record))
+        rows = await self._db.fetch(*claim_call(record))
         return len(rows) == 1
 
     async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:
-        rows = await self._db.fetch(_GET, [workspace_id, key])
+        rows = await self._db.fetch(*get_call(workspace_id, key))
         return record_from_row(rows[0]) if rows else None
 
     async def complete(
         self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
     ) -> None:
-        await self._db.execute(_COMPLETE, [json.dumps(message), _ms(now), workspace_id, key, message_id])
+        await self._db.execute(*complete_call(workspace_id, key, message, now, message_id))
 
     async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
-        await self._db.execute(_RELEASE, [_ms(now), workspace_id, key, message_id])
+        await self._db.execute(*release_call(workspace_id, key, now, message_id))
 
     async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
         message = json.dumps(record.message) if record.message is not None else None
@@ -211,6 +241,20 @@ _UPSERT_MESSAGE = (
     " latency_ms = excluded.latency_ms, error = excluded.error, updated_at = excluded.updated_at, seq = excluded.seq"
 )
 UPDATABLE_FIELDS = ("status", "provider_message_id", "latency_ms", "error", "segments", "encoding")
+
+
+def message_update_call(workspace_id: str, message_id: str, fields: Mapping[str, Any], now: float) -> Statement:
+    """The UPDATE of some of a message's UPDATABLE_FIELDS (and its `seq`, so the sync feed sees the change)."""
+    unknown = set(fields) - set(UPDATABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    names = list(fields)
+    values: list[object] = [
+        json.dumps(fields[n]) if n == "error" and fields[n] is not None else fields[n] for n in names
+    ]
+    assignments = ", ".join(f"{n} = ?" for n in names)
+    sql = f"UPDATE messages SET {assignments}, updated_at = ?, seq = {_NEXT_SEQ} WHERE workspace_id = ? AND id = ?"  # noqa: S608 (names are from UPDATABLE_FIELDS)
+    return sql, [*values, _ms(now), workspace_id, message_id]
 
 
 def message_to_row(message: Mapping[str, Any]) -> list[object]:
@@ -277,18 +321,7 @@ class SqlMessageStore:
         await self._db.execute(_UPSERT_MESSAGE, message_to_row(message))
 
     async def update(self, workspace_id: str, message_id: str, fields: Mapping[str, Any], now: float) -> None:
-        unknown = set(fields) - set(UPDATABLE_FIELDS)
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        names = list(fields)
-        values: list[object] = [
-            json.dumps(fields[n]) if n == "error" and fields[n] is not None else fields[n] for n in names
-        ]
-        assignments = ", ".join(f"{n} = ?" for n in names)
-        await self._db.execute(
-            f"UPDATE messages SET {assignments}, updated_at = ?, seq = {_NEXT_SEQ} WHERE workspace_id = ? AND id = ?",  # noqa: S608 (names are from UPDATABLE_FIELDS)
-            [*values, _ms(now), workspace_id, message_id],
-        )
+        await self._db.execute(*message_update_call(workspace_id, message_id, fields, now))
 
     async def get(self, workspace_id: str, message_id: str) -> dict[str, object] | None:
         rows = await self._db.fetch(
@@ -371,6 +404,18 @@ class SqliteExecutor:
         changed = cursor.rowcount
         cursor.close()
         return max(changed, 0)
+
+    async def batch(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        results: list[list[dict[str, Any]]] = []
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                results.append(await self.fetch(sql, params))
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        return results
 
     def close(self) -> None:
         self._conn.close()

@@ -1,7 +1,7 @@
 """EdgeApp: everything the edge answers, as plain Python over injected storage, provider transport and clock.
 
     POST /v1/messages, GET /v1/messages/{id}, GET /v1/messages?idempotency_key=  core's MessageApi ("edge")
-    GET  /v1/health                                          health, with D1 and the configuration checked
+    GET  /v1/health                                          health, with every D1 shard and the configuration
     ledger, sync feed, settings mirror                       service_api.ServiceApi
     anything else                                            404 / 405 in the envelope
     scheduled()                                              purge of old ledger records
@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ledger import IdempotencyLedger
 from smsfailover.core.log import log_event
-from smsfailover.core.messages_api import ApiRequest, ApiResponse, MessageApi
+from smsfailover.core.messages_api import ApiRequest, ApiResponse, Conclusion, MessageApi
 from smsfailover.core.provider import HttpPoster, TwilioProvider
 from smsfailover.core.ratelimit import TokenBucketLimiter
-from smsfailover.core.sql import SqlExecutor, SqlLedgerStore, SqlMessageStore
+from smsfailover.core.sql import BatchExecutor, SqlLedgerStore
 from smsfailover.edge_worker.config import EdgeConfig
 from smsfailover.edge_worker.mirror import SettingsMirror
 from smsfailover.edge_worker.routing import Route, Router
-from smsfailover.edge_worker.send_ledger import EnabledOnlyLedgerStore
+from smsfailover.edge_worker.send_ledger import EnabledOnlyLedgerStore, settle_statements
 from smsfailover.edge_worker.service_api import ServiceApi
+from smsfailover.edge_worker.shards import ShardedLedgerStore, ShardedMessageStore, Shards
 from smsfailover.edge_worker.sync import SyncFeed
 
 VERSION = "0.1.0"
@@ -40,15 +42,30 @@ class PurgeResult:
 
 
 class EdgeApp:
-    def __init__(self, *, config: EdgeConfig, db: SqlExecutor, poster: HttpPoster, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        config: EdgeConfig,
+        db: BatchExecutor | Sequence[BatchExecutor],
+        poster: HttpPoster,
+        clock: Clock,
+        shard_names: Sequence[str] | None = None,
+    ) -> None:
+        """`db`: the D1 database, or the shards in shard order (shards.py)."""
         self._config = config
-        self._db = db
+        self._shards = shards = Shards(list(db) if isinstance(db, Sequence) else [db], shard_names)
         self._clock = clock
-        self._ledger_store = SqlLedgerStore(db)
+        self._ledger_store = ShardedLedgerStore(shards, [SqlLedgerStore(d) for d in shards.databases])
         self._secret = config.jwt_secret or ""
         # the edge's own sends claim only for workspaces it holds as enabled (send_ledger.py)
-        ledger = IdempotencyLedger(EnabledOnlyLedgerStore(db), clock, lease_s=config.lease_s)
-        messages = SqlMessageStore(db)
+        send_store = ShardedLedgerStore(shards, [EnabledOnlyLedgerStore(d) for d in shards.databases])
+        ledger = IdempotencyLedger(send_store, clock, lease_s=config.lease_s)
+        messages = ShardedMessageStore(shards)
+
+        async def settle(conclusion: Conclusion) -> None:
+            """A send's row update and its claim's completion (or release): one D1 batch in the key's shard."""
+            claim = conclusion.claim
+            await shards.for_key(claim.workspace_id, claim.key).batch(settle_statements(conclusion))
 
         async def ledger_for(workspace_id: str) -> IdempotencyLedger:
             return ledger  # the edge always uses its own D1 ledger
@@ -72,11 +89,13 @@ class EdgeApp:
             version=VERSION,
             status_callback_url=config.status_callback_url,
             health=self._health,
+            settle=settle,
         )
         service = ServiceApi(
             ledger=self._ledger_store,
+            shards=shards,
             feed=SyncFeed(messages),
-            mirror=SettingsMirror(db),
+            mirror=SettingsMirror(shards.databases),
             jwt_secret=self._secret,
             clock=clock,
         )
@@ -87,6 +106,7 @@ class EdgeApp:
                 Route("GET", "/v1/messages"),
                 Route("GET", "/v1/messages/{id}"),
                 Route("POST", "/v1/ledger/claim", service.claim),
+                Route("POST", "/v1/ledger/batch", service.batch),
                 Route("POST", "/v1/ledger/complete", service.complete),
                 Route("POST", "/v1/ledger/release", service.release),
                 Route("POST", "/v1/ledger/reconcile", service.reconcile),
@@ -112,8 +132,10 @@ class EdgeApp:
 
     async def _dispatch(self, request: ApiRequest) -> ApiResponse:
         match = self._router.match(request.method, request.path)
-        if not self._secret and match.route.template != "/v1/health":
-            raise _not_configured()
+        if match.route.template != "/v1/health":
+            if not self._secret:
+                raise _not_configured()
+            await self._check_shards()
         if match.route.handler is not None:
             return await match.route.handler(request, match.params)
         response = await self._messages.handle(request)
@@ -121,15 +143,34 @@ class EdgeApp:
             raise ApiError(404, "not_found", f"There is no route {request.path} on the edge.")
         return response
 
+    async def _check_shards(self) -> None:
+        """Every route but health needs each D1 database to be the shard the configuration says (shards.py)."""
+        try:
+            problem = await self._shards.verify(round(self._clock.time() * 1000))
+        except Exception as exc:
+            log_event("edge.d1_unreachable", level=logging.ERROR, error=type(exc).__name__)
+            raise ApiError(
+                503,
+                "storage_unavailable",
+                "The edge could not reach its D1 database; nothing was done. Retry shortly.",
+                headers={"Retry-After": "1"},
+            ) from None
+        if problem:
+            raise ApiError(503, "not_configured", f"The edge is misconfigured: {problem}.")
+
     async def _health(self) -> dict[str, object]:
         """GET /v1/health (through MessageApi): degraded, with the reasons, while the edge cannot send."""
         problems = list(self._config.problems())
-        try:
-            await self._db.fetch("SELECT 1 AS ok", [])
-        except Exception as exc:
-            problems.append(f"D1 is unreachable ({type(exc).__name__})")
+        shards = await self._shards.health()
+        problems += [f"D1 {s['binding']} is unreachable ({s['error']})" for s in shards if not s["ok"]]
         status = "degraded" if problems else "ok"
-        body: dict[str, object] = {"status": status, "endpoint": "edge", "version": VERSION, "ledger": "edge"}
+        body: dict[str, object] = {
+            "status": status,
+            "endpoint": "edge",
+            "version": VERSION,
+            "ledger": "edge",
+            "shards": len(shards),
+        }
         if problems:
             body["problems"] = problems
         return body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +14,9 @@ DEFAULT_LEASE_S = 30.0
 DEFAULT_PROVIDER_TIMEOUT_S = 4.0
 MIN_RETENTION_S = 24 * 3600.0  # DESIGN.md: ledger records are kept at least 24 h
 DEFAULT_RETENTION_S = 2 * MIN_RETENTION_S
+DEFAULT_D1_SHARDS = ("DB",)
+MAX_D1_SHARDS = 64
+_BINDING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 class EdgeConfigError(ValueError):
@@ -33,6 +37,7 @@ class EdgeConfig:
     provider_timeout_s: float
     retention_s: float
     status_callback_url: str | None
+    d1_shards: tuple[str, ...] = DEFAULT_D1_SHARDS  # D1 bindings, in shard order (shards.py)
 
     @classmethod
     def from_env(cls, get: Callable[[str], str | None]) -> EdgeConfig:
@@ -51,6 +56,7 @@ class EdgeConfig:
             provider_timeout_s=_positive(get, "SMSFAILOVER_PROVIDER_TIMEOUT_S", DEFAULT_PROVIDER_TIMEOUT_S),
             retention_s=max(MIN_RETENTION_S, _positive(get, "SMSFAILOVER_RETENTION_S", DEFAULT_RETENTION_S)),
             status_callback_url=_text(get, "SMSFAILOVER_STATUS_CALLBACK_URL"),
+            d1_shards=_bindings(get, "SMSFAILOVER_D1_SHARDS"),
         )
 
     def problems(self) -> list[str]:
@@ -88,3 +94,15 @@ def _positive(get: Callable[[str], str | None], name: str, default: float) -> fl
     if value <= 0:
         raise EdgeConfigError(f"{name} must be positive, not {raw!r}")
     return value
+
+
+def _bindings(get: Callable[[str], str | None], name: str) -> tuple[str, ...]:
+    raw = _text(get, name)
+    if raw is None:
+        return DEFAULT_D1_SHARDS
+    names = tuple(part.strip() for part in raw.split(","))
+    if not 1 <= len(names) <= MAX_D1_SHARDS or not all(_BINDING_NAME.fullmatch(n) for n in names):
+        raise EdgeConfigError(f"{name} must be 1 to {MAX_D1_SHARDS} D1 binding names separated by commas")
+    if len(set(names)) != len(names):
+        raise EdgeConfigError(f"{name} names a binding twice")
+    return names

@@ -1,17 +1,22 @@
 """core's SqlExecutor over a Cloudflare D1 binding (`env.DB`).
 
-Under workerd, and under the local host, the workers SDK wraps the binding so a statement's `all()`/`run()`
-result arrives as a Python dict (`workers.rpc.JsDict`); a raw JsProxy (a binding used without the SDK's
-wrapper) is converted with `to_py()`. D1 takes null, numbers, strings and bytes as parameters.
+worker.py hands this the raw JS binding, not the workers SDK's wrapper: the wrapper converts every argument and
+result one JS call at a time, which cost most of an edge ledger batch's time (docs/scaling.md). Here a batch is one
+`to_js` of the prepared statements and one `to_py()` of the whole result. D1 takes null, numbers, strings and
+bytes as parameters (Python None becomes JS null: D1 refuses `undefined`). An SDK-wrapped binding still works for
+single statements (its results arrive already converted).
 
 core's stores write one statement at a time and each is atomic on its own (a claim is a single
-`INSERT ... ON CONFLICT ... RETURNING`), so nothing here needs D1's `batch()`; the host uses it for migrations.
+`INSERT ... ON CONFLICT ... RETURNING`). `batch()` runs several as one round trip and one transaction: the
+origin's batched ledger operations and the completion of the edge's own sends (docs/scaling.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from smsfailover.core.sql import Statement
 
 
 class D1Error(Exception):
@@ -30,6 +35,14 @@ class D1Executor:
         result = await self._call(sql, params, "run")
         return int((result.get("meta") or {}).get("changes") or 0)
 
+    async def batch(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        try:
+            prepared = [self._db.prepare(sql).bind(*_params(params)) for sql, params in statements]
+            results = _to_python(await self._db.batch(_to_js(prepared)))
+        except Exception as exc:
+            raise D1Error(str(exc)) from exc
+        return [[dict(row) for row in dict(result).get("results") or []] for result in results]
+
     async def _call(self, sql: str, params: Sequence[object], method: str) -> dict[str, Any]:
         try:
             statement = self._db.prepare(sql).bind(*_params(params))
@@ -41,7 +54,24 @@ class D1Executor:
 
 def _params(params: Sequence[object]) -> list[object]:
     # D1 has no boolean type (SQLite stores 0/1); bytes pass through as ArrayBuffer-compatible buffers.
-    return [int(p) if isinstance(p, bool) else p for p in params]
+    null = _jsnull()
+    return [null if p is None else int(p) if isinstance(p, bool) else p for p in params]
+
+
+def _jsnull() -> object:
+    try:
+        from pyodide.ffi import jsnull  # type: ignore[import-not-found]  # Pyodide only
+    except ImportError:  # CPython (tests): no JS to convert to
+        return None
+    return jsnull
+
+
+def _to_js(values: list[Any]) -> Any:
+    try:
+        from pyodide.ffi import to_js  # type: ignore[import-not-found]  # Pyodide only
+    except ImportError:
+        return values
+    return to_js(values)
 
 
 def _to_python(value: Any) -> Any:

@@ -1,11 +1,15 @@
 """The workspace settings the origin mirrors to the edge (drained from its outbox into PUT settings-mirror).
 
 Last writer wins by the origin's `updated_at`, so an outbox retry of an older value never undoes a newer one.
-A workspace never mirrored reads as the contract's defaults (failover off).
+A workspace never mirrored reads as the contract's defaults (failover off). With several D1 shards every shard
+holds a copy (a claim checks its own shard's, in the claim's statement): a write is answered, and so acknowledged
+to the origin, only once every shard took it; reads come from shard 0.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,15 +38,16 @@ class MirroredSettings:
 
 
 class SettingsMirror:
-    def __init__(self, db: Executor) -> None:
-        self._db = db
+    def __init__(self, databases: Sequence[Executor]) -> None:
+        self._databases = tuple(databases)
 
     async def put(self, workspace_id: str, enabled: bool, updated_at: float, now: float) -> MirroredSettings:
-        await self._db.execute(UPSERT, [workspace_id, int(enabled), round(updated_at * 1000), round(now * 1000)])
+        params = [workspace_id, int(enabled), round(updated_at * 1000), round(now * 1000)]
+        await asyncio.gather(*(db.execute(UPSERT, params) for db in self._databases))
         return await self.get(workspace_id)
 
     async def get(self, workspace_id: str) -> MirroredSettings:
-        rows = await self._db.fetch(SELECT, [workspace_id])
+        rows = await self._databases[0].fetch(SELECT, [workspace_id])
         if not rows:
             return MirroredSettings(workspace_id, False, None)
         row = rows[0]

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ledger import LedgerRecord, LedgerState
-from smsfailover.core.sql import SqlExecutor, SqlLedgerStore, claim_params, claim_statement
+from smsfailover.core.messages_api import Conclusion
+from smsfailover.core.sql import (
+    SqlExecutor,
+    SqlLedgerStore,
+    Statement,
+    claim_params,
+    claim_statement,
+    complete_call,
+    message_update_call,
+    release_call,
+)
 
 # core's claim with the mirror's check: the same row, then the workspace for the EXISTS.
 _CLAIM_IF_ENABLED = claim_statement(
@@ -44,3 +54,17 @@ class EnabledOnlyLedgerStore(SqlLedgerStore):
         if existing is None or existing.state is LedgerState.RELEASED:
             raise failover_disabled()  # nothing here to answer from, and the edge may not send for it
         return False
+
+
+def settle_statements(conclusion: Conclusion) -> list[Statement]:
+    """The end of an edge send as one transaction: the message row takes the provider's answer, and the claim is
+    completed with the message, or released (fenced by the claim's message id, like every ledger step)."""
+    claim = conclusion.claim
+    statements = [message_update_call(claim.workspace_id, claim.message_id, conclusion.fields, conclusion.now)]
+    if conclusion.message is not None:
+        statements.append(
+            complete_call(claim.workspace_id, claim.key, conclusion.message, conclusion.now, claim.message_id)
+        )
+    else:
+        statements.append(release_call(claim.workspace_id, claim.key, conclusion.now, claim.message_id))
+    return statements

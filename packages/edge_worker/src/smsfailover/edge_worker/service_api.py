@@ -1,8 +1,8 @@
 """The edge's own routes (docs/architecture.md, "Edge service routes").
 
-Service token only: the ledger the origin shares with the edge (claim, get, complete, release, reconcile), the
-sync feed of edge-sent messages, and the settings mirror write. The mirrored settings read also takes the
-workspace's own token (the router's second source while the origin is down).
+Service token only: the ledger the origin shares with the edge (claim, get, complete, release, the batch of those,
+reconcile), the sync feed of edge-sent messages, and the settings mirror write. The mirrored settings read also
+takes the workspace's own token (the router's second source while the origin is down).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from smsfailover.core.ids import rfc3339
 from smsfailover.core.ledger import LedgerRecord, LedgerState, LedgerStore
 from smsfailover.core.message import validate_idempotency_key, validate_workspace_id
 from smsfailover.core.messages_api import ApiRequest, ApiResponse
+from smsfailover.edge_worker.ledger_batch import MAX_OPS, run_batch
 from smsfailover.edge_worker.ledger_json import (
     record_from_json,
     require_number,
@@ -27,6 +28,7 @@ from smsfailover.edge_worker.ledger_json import (
     require_str,
 )
 from smsfailover.edge_worker.mirror import MirroredSettings, SettingsMirror
+from smsfailover.edge_worker.shards import Shards
 from smsfailover.edge_worker.sync import SyncFeed
 
 MAX_RECONCILE = 500  # records per reconcile call; the origin sends larger backlogs in pages
@@ -40,12 +42,14 @@ class ServiceApi:
         self,
         *,
         ledger: LedgerStore,
+        shards: Shards,
         feed: SyncFeed,
         mirror: SettingsMirror,
         jwt_secret: str,
         clock: Clock,
     ) -> None:
         self._ledger = ledger
+        self._shards = shards
         self._feed = feed
         self._mirror = mirror
         self._jwt_secret = jwt_secret
@@ -98,11 +102,27 @@ class ServiceApi:
         record = await self._ledger.get(workspace_id, key)
         return _ok({"record": record.to_json() if record else None})
 
-    async def ping(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
-        """An authenticated ledger round trip: what ends the origin's degraded mode (not /v1/health)."""
+    async def batch(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        """Claims, completions and releases together: one D1 batch per shard, one answer per operation."""
         self._service(request)
-        await self._ledger.get("_", "_ping")
-        return _ok({"ledger": "ok"})
+        ops = _body(request).get("ops")
+        if not isinstance(ops, list) or not 1 <= len(ops) <= MAX_OPS:
+            raise ApiError(422, "invalid_request", f"ops must be a list of 1 to {MAX_OPS} operations.", field="ops")
+        return _ok({"results": await run_batch(self._shards, ops, self._clock)})
+
+    async def ping(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
+        """An authenticated round trip to every ledger shard: what ends the origin's degraded mode (not health)."""
+        self._service(request)
+        shards = await self._shards.health()
+        if not all(shard["ok"] for shard in shards):
+            raise ApiError(
+                503,
+                "ledger_unavailable",
+                "A ledger shard did not answer.",
+                headers={"Retry-After": "1"},
+                extra={"shards": shards},
+            )
+        return _ok({"ledger": "ok", "shards": shards})
 
     async def reconcile(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
         """Merge the origin's records of keys this ledger may not have seen (DESIGN.md rule 6).
@@ -165,10 +185,11 @@ class ServiceApi:
 
     async def sync_messages(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
         self._service(request)
+        shard = _int_query(request, "shard", 0, maximum=self._shards.count - 1)
         after = _int_query(request, "after", 0, maximum=2**62)
         limit = _int_query(request, "limit", DEFAULT_SYNC_PAGE, maximum=MAX_SYNC_PAGE, minimum=1)
-        page = await self._feed.page(after=after, limit=limit)
-        return _ok({"data": page.data, "next_cursor": page.next_cursor})
+        page = await self._feed.page(shard=shard, after=after, limit=limit)
+        return _ok({"data": page.data, "next_cursor": page.next_cursor, "shard": shard, "shards": self._shards.count})
 
     # -- settings mirror ------------------------------------------------------------------------
 
@@ -247,7 +268,7 @@ def _int_query(request: ApiRequest, name: str, default: int, *, maximum: int, mi
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or not minimum <= int(raw) <= maximum:
         raise ApiError(
             422, "invalid_request", f"{name} must be a whole number from {minimum} to {maximum}.", field=name
         )

@@ -32,10 +32,20 @@ def app_for(env: Any) -> EdgeApp:
     global _app
     if _app is None:
         config = EdgeConfig.from_env(lambda name: _binding(env, name))
-        db = _binding(env, "DB")
-        if db is None:
-            raise EdgeConfigError("the D1 binding DB is missing (wrangler.toml [[d1_databases]])")
-        _app = EdgeApp(config=config, db=D1Executor(db), poster=JsFetchPoster(), clock=SystemClock())
+        raw_env = getattr(env, "_env", env)  # the SDK's env wrapper keeps the JS env here (d1.py says why)
+        databases = []
+        for name in config.d1_shards:
+            db = _binding(raw_env, name)
+            if db is None:
+                raise EdgeConfigError(f"the D1 binding {name} is missing (wrangler.toml [[d1_databases]])")
+            databases.append(D1Executor(db))
+        _app = EdgeApp(
+            config=config,
+            db=databases,
+            poster=JsFetchPoster(),
+            clock=SystemClock(),
+            shard_names=config.d1_shards,
+        )
     return _app
 
 

@@ -105,9 +105,17 @@ class EdgeClient:
         body = {"workspace_id": workspace_id, "key": key, "now": now, "message_id": message_id}
         await self._json("POST", "/v1/ledger/release", body)
 
-    async def ledger_ping(self) -> None:
-        """An authenticated round trip to the edge ledger (what ends degraded mode)."""
-        await self._json("GET", "/v1/ledger/ping", None)
+    async def ledger_batch(self, ops: list[dict[str, object]]) -> list[dict[str, Any]]:
+        """POST /v1/ledger/batch: one answer per operation, in order (ledger/batcher.py)."""
+        answer = _object(await self._json("POST", "/v1/ledger/batch", {"ops": ops}))
+        results = answer.get("results")
+        if not isinstance(results, list) or len(results) != len(ops) or not all(isinstance(r, dict) for r in results):
+            raise EdgeUnavailable("POST /v1/ledger/batch: the answer does not match the operations")
+        return results
+
+    async def ledger_ping(self) -> dict[str, Any]:
+        """An authenticated round trip to every edge ledger shard (what ends degraded mode)."""
+        return _object(await self._json("GET", "/v1/ledger/ping", None))
 
     async def ledger_reconcile(self, records: list[dict[str, object]]) -> dict[str, Any]:
         return _object(await self._json("POST", "/v1/ledger/reconcile", {"records": records}, timeout_s=10.0))
@@ -117,8 +125,8 @@ class EdgeClient:
         body = {"sms_failover_enabled": enabled, "updated_at": updated_at_ms}
         await self._json("PUT", f"/v1/settings-mirror/{_quote(workspace_id)}", body, timeout_s=5.0)
 
-    async def sync_messages(self, after: int, limit: int = 200) -> dict[str, Any]:
-        path = f"/v1/sync/messages?after={after}&limit={limit}"
+    async def sync_messages(self, after: int, limit: int = 200, *, shard: int = 0) -> dict[str, Any]:
+        path = f"/v1/sync/messages?shard={shard}&after={after}&limit={limit}"
         return _object(await self._json("GET", path, None, timeout_s=10.0))
 
     async def health(self) -> tuple[bool, float]:

@@ -1,7 +1,9 @@
 """Copies the messages the edge sent into the origin's database (the seed's "refresh UI"), through a cursor.
 
 The cursor (the edge's commit sequence) is stored after each page, so a restart resumes where it stopped and
-nothing the edge sent while the origin was down is missed. Each synced send also enters the origin's own ledger as
+nothing the edge sent while the origin was down is missed. Each D1 shard of the edge has its own sequence and so
+its own cursor (`edge_messages` for shard 0, `edge_messages:N` for shard N); every page says how many shards
+there are, and a round reads them all. Each synced send also enters the origin's own ledger as
 the edge's record of the key (DESIGN.md, "Ledger authority" rule 1: a retry at the origin is answered from it), and
 the send log, which the status route's failover count and edge figures come from.
 """
@@ -58,7 +60,8 @@ class EdgeMessageSync:
         lease_s: float = 30.0,
         clock: Clock | None = None,
     ) -> None:
-        self._cursor = SyncCursor(db)
+        self._db = db
+        self.shards = 1  # what the edge's last page said
         self._ledger = ledger
         self._lease_s = lease_s
         self._clock = clock or SystemClock()
@@ -69,34 +72,44 @@ class EdgeMessageSync:
         self._send_log = send_log
 
     async def run_once(self, now_ms: int) -> int:
-        """Pull what the edge sent since the cursor; how many messages were copied."""
+        """Pull what the edge sent since the cursors, every shard; how many messages were copied."""
         started_ms = int(self._clock.time() * 1000)
-        caught_up = False
-        cursor = await self._cursor.get()
+        caught_up, copied, shard = True, 0, 0
+        while shard < self.shards:
+            shard_copied, shard_caught_up = await self._pull(shard, now_ms)
+            copied += shard_copied
+            caught_up = caught_up and shard_caught_up
+            shard += 1
+        if caught_up:
+            self.caught_up_from_ms = max(self.caught_up_from_ms, started_ms)
+        if copied:
+            log_event("edge_sync_copied", messages=copied)
+        return copied
+
+    async def _pull(self, shard: int, now_ms: int) -> tuple[int, bool]:
+        """One shard's pages since its cursor: (copied, whether its feed's end was reached)."""
+        cursor_store = SyncCursor(self._db, CURSOR_NAME if shard == 0 else f"{CURSOR_NAME}:{shard}")
+        cursor = await cursor_store.get()
         copied = 0
         for _ in range(MAX_PAGES_PER_ROUND):
-            answer = await self._edge.sync_messages(after=cursor, limit=PAGE_SIZE)
+            answer = await self._edge.sync_messages(after=cursor, limit=PAGE_SIZE, shard=shard)
+            count = answer.get("shards")
+            self.shards = count if isinstance(count, int) and count >= 1 else 1
             data = answer.get("data")
             if not isinstance(data, list) or not data:
-                caught_up = True
-                break
+                return copied, True
             for item in data:
                 if isinstance(item, dict) and await self._copy(item, now_ms):
                     copied += 1
             next_cursor = answer.get("next_cursor")
             if not isinstance(next_cursor, int) or next_cursor <= cursor:
-                log_event("edge_sync_bad_cursor", level=logging.WARNING, cursor=str(next_cursor))
-                break
+                log_event("edge_sync_bad_cursor", level=logging.WARNING, cursor=str(next_cursor), shard=shard)
+                return copied, False
             cursor = next_cursor
-            await self._cursor.set(cursor, now_ms)
+            await cursor_store.set(cursor, now_ms)
             if len(data) < PAGE_SIZE:
-                caught_up = True
-                break
-        if caught_up:
-            self.caught_up_from_ms = max(self.caught_up_from_ms, started_ms)
-        if copied:
-            log_event("edge_sync_copied", messages=copied, cursor=cursor)
-        return copied
+                return copied, True
+        return copied, False
 
     async def _copy(self, item: dict[str, Any], now_ms: int) -> bool:
         message = {k: v for k, v in item.items() if k != "seq"}

@@ -7,6 +7,7 @@ Only failures after which the edge cannot have seen the request count (EdgeUnava
 refused, reset before the request was written, connect timeout, DNS or TLS). A read timeout, a 5xx, a lookup or
 a wait for a pooled connection never counts, so slowness never moves a workspace's keys to the local ledger.
 A 401/403 is a configuration fault: it is kept here for status and logs, and never makes the edge "unreachable".
+One failed request counts once, however many operations shared it (batcher.py hands each the same exception).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class EdgeLedgerDetector:
         self._failures = failures
         self._window_s = window_s
         self._on_change = on_change
-        self._recent: list[float] = []  # monotonic times of definite failures since the last success
+        self._recent: list[tuple[float, object]] = []  # definite failures since the last success: (time, what)
         self._unreachable = False
         self._since: float | None = None
         self._reason: str | None = None
@@ -53,10 +54,13 @@ class EdgeLedgerDetector:
     def unreachable(self) -> bool:
         return self._unreachable
 
-    def definite_failure(self, reason: str) -> bool:
-        """A connection-level failure; True if the edge ledger is now (or already was) unreachable."""
+    def definite_failure(self, reason: str, cause: object = None) -> bool:
+        """A connection-level failure (`cause`: the failed request's exception, counted once); True if the edge
+        ledger is now (or already was) unreachable."""
         now = self._clock.monotonic()
-        self._recent = [t for t in self._recent if now - t < self._window_s] + [now]
+        if cause is not None and any(seen is cause for _, seen in self._recent):
+            return self._unreachable
+        self._recent = [(t, seen) for t, seen in self._recent if now - t < self._window_s] + [(now, cause)]
         if not self._unreachable and len(self._recent) >= self._failures:
             self._change(True, reason)
         return self._unreachable
@@ -64,7 +68,7 @@ class EdgeLedgerDetector:
     def failed(self, exc: EdgeUnavailable) -> None:
         """Any failed edge-ledger call: only its kind decides whether it counts."""
         if exc.definitely_unreachable:
-            self.definite_failure(exc.reason)
+            self.definite_failure(exc.reason, exc)
         elif exc.kind == AUTH:
             self.config_fault(exc.reason)
 

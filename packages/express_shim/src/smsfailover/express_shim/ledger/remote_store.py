@@ -1,4 +1,5 @@
-"""The edge's ledger as the origin reaches it: the service ledger routes, one call each, fenced by message id.
+"""The edge's ledger as the origin reaches it, fenced by message id: claims, completions and releases through the
+batch route (batcher.py: concurrent ones share a request), reads and reconcile through their own routes.
 
 Every failure is EdgeUnavailable with its kind (edge_client.py); what a kind means is the caller's decision.
 """
@@ -10,6 +11,7 @@ from typing import Any
 
 from smsfailover.core.ledger import LedgerRecord, LedgerState
 from smsfailover.express_shim.edge_client import ERROR, EdgeClient, EdgeUnavailable
+from smsfailover.express_shim.ledger.batcher import LedgerBatcher
 
 
 def record_from_json(data: Mapping[str, Any]) -> LedgerRecord:
@@ -32,12 +34,13 @@ def record_from_json(data: Mapping[str, Any]) -> LedgerRecord:
 
 
 class EdgeLedger:
-    def __init__(self, edge: EdgeClient) -> None:
+    def __init__(self, edge: EdgeClient, batcher: LedgerBatcher | None = None) -> None:
         self._edge = edge
+        self._batcher = batcher or LedgerBatcher(edge)
 
     async def claim(self, record: LedgerRecord) -> tuple[bool, LedgerRecord]:
         """(True, our claim) if the edge took it; (False, the record holding the key there) if not."""
-        answer = await self._edge.ledger_claim(record.to_json())
+        answer = await self._batcher.submit({"op": "claim", "record": record.to_json()})
         held = answer.get("record")
         if not isinstance(held, dict):
             raise EdgeUnavailable("the edge answered a claim without the record", ERROR)
@@ -48,10 +51,20 @@ class EdgeLedger:
         return None if data is None else record_from_json(data)
 
     async def complete(self, claim: LedgerRecord, message: dict[str, object], now: float) -> None:
-        await self._edge.ledger_complete(claim.workspace_id, claim.key, message, now, message_id=claim.message_id)
+        await self._batcher.submit(
+            {
+                "op": "complete",
+                "workspace_id": claim.workspace_id,
+                "key": claim.key,
+                "message_id": claim.message_id,
+                "message": message,
+                "now": now,
+            }
+        )
 
     async def release(self, workspace_id: str, key: str, message_id: str, now: float) -> None:
-        await self._edge.ledger_release(workspace_id, key, now, message_id=message_id)
+        op = {"op": "release", "workspace_id": workspace_id, "key": key, "message_id": message_id, "now": now}
+        await self._batcher.submit(op)
 
     async def reconcile(self, records: list[LedgerRecord]) -> tuple[int, list[tuple[str, str]]]:
         """(merged, double sends as (workspace, key)) for the origin's records (DESIGN.md rule 6)."""
@@ -60,5 +73,7 @@ class EdgeLedger:
         duplicates = [(str(d.get("workspace_id")), str(d.get("key"))) for d in found if isinstance(d, dict)]
         return int(answer.get("merged") or 0), duplicates
 
-    async def ping(self) -> None:
-        await self._edge.ledger_ping()
+    async def ping(self) -> list[dict[str, Any]]:
+        """Every shard's state, as the edge reports it; EdgeUnavailable unless every shard answered."""
+        shards = (await self._edge.ledger_ping()).get("shards")
+        return [s for s in shards if isinstance(s, dict)] if isinstance(shards, list) else []

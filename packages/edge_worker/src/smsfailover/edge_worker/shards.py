@@ -1,0 +1,169 @@
+"""The edge ledger spread over N D1 databases (docs/scaling.md).
+
+A stable hash of (workspace, key) picks the shard that holds a key's ledger record and the edge's message row for
+it, so every statement of one send lands in one database and a batch is one transaction. The settings mirror is
+written to every shard (a claim's enabled check reads its own shard's copy, in the same statement) and read from
+shard 0. N=1 is the plain case: everything in `DB`.
+
+Each database records which shard it is (`shard_identity`, migration 0003) the first time a worker uses it; a
+worker whose configuration names another count or order refuses to serve (503 not_configured) instead of looking
+keys up in the wrong database. Growing N is the migration docs/scaling.md describes, never a config edit alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import hashlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from smsfailover.core.ledger import LedgerRecord, LedgerStore
+from smsfailover.core.sql import BatchExecutor, SqlMessageStore
+
+T = TypeVar("T")
+REMEMBERED_MESSAGES = 4096  # message id -> shard, for the update that follows an insert in the same isolate
+
+_RECORD_IDENTITY = (
+    "INSERT INTO shard_identity (id, shard_index, shard_count, recorded_at) VALUES (0, ?, ?, ?) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_READ_IDENTITY = "SELECT shard_index, shard_count FROM shard_identity WHERE id = 0"
+
+
+def shard_of(workspace_id: str, key: str, count: int) -> int:
+    """The shard of a key: the first 8 bytes of SHA-256 over `workspace \\n key`, modulo the shard count."""
+    if count == 1:
+        return 0
+    digest = hashlib.sha256(f"{workspace_id}\n{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+class Shards:
+    """The shard databases, in shard order, with their binding names (for status and errors)."""
+
+    def __init__(self, databases: Sequence[BatchExecutor], names: Sequence[str] | None = None) -> None:
+        if not databases:
+            raise ValueError("at least one D1 database")
+        self.databases = tuple(databases)
+        self.names = tuple(names or (["DB"] + [f"DB_{i}" for i in range(1, len(databases))]))
+        self._identity_problem: str | None = None
+        self._verified = False
+
+    @property
+    def count(self) -> int:
+        return len(self.databases)
+
+    def index(self, workspace_id: str, key: str) -> int:
+        return shard_of(workspace_id, key, self.count)
+
+    def for_key(self, workspace_id: str, key: str) -> BatchExecutor:
+        return self.databases[self.index(workspace_id, key)]
+
+    async def verify(self, now_ms: int) -> str | None:
+        """Record or check each database's shard identity, once per isolate; the problem, or None."""
+        if self._verified:
+            return self._identity_problem
+        answers = await asyncio.gather(
+            *(
+                db.batch([(_RECORD_IDENTITY, [index, self.count, now_ms]), (_READ_IDENTITY, [])])
+                for index, db in enumerate(self.databases)
+            )
+        )
+        for index, (_inserted, rows) in enumerate(answers):
+            held = (int(rows[0]["shard_index"]), int(rows[0]["shard_count"])) if rows else None
+            if held != (index, self.count):
+                self._identity_problem = (
+                    f"D1 binding {self.names[index]} holds shard {held[0] if held else '?'} of "
+                    f"{held[1] if held else '?'}, but SMSFAILOVER_D1_SHARDS names it shard {index} of {self.count}; "
+                    "changing the shards is a migration (docs/scaling.md)"
+                )
+                break
+        self._verified = True
+        return self._identity_problem
+
+    async def health(self) -> list[dict[str, object]]:
+        """Each shard's state, as health and ping report it."""
+
+        async def one(index: int, db: BatchExecutor) -> dict[str, object]:
+            try:
+                await db.fetch("SELECT 1 AS ok", [])
+            except Exception as exc:
+                return {"shard": index, "binding": self.names[index], "ok": False, "error": type(exc).__name__}
+            return {"shard": index, "binding": self.names[index], "ok": True}
+
+        return list(await asyncio.gather(*(one(i, db) for i, db in enumerate(self.databases))))
+
+    async def each(self, call: Callable[[BatchExecutor], Awaitable[T]]) -> list[T]:
+        return list(await asyncio.gather(*(call(db) for db in self.databases)))
+
+
+class ShardedLedgerStore:
+    """A LedgerStore per shard behind one: every call goes to its key's shard; purge goes to all."""
+
+    def __init__(self, shards: Shards, stores: Sequence[LedgerStore]) -> None:
+        self._shards = shards
+        self._stores = tuple(stores)
+
+    def _store(self, workspace_id: str, key: str) -> LedgerStore:
+        return self._stores[self._shards.index(workspace_id, key)]
+
+    async def try_claim(self, record: LedgerRecord) -> bool:
+        return await self._store(record.workspace_id, record.key).try_claim(record)
+
+    async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:
+        return await self._store(workspace_id, key).get(workspace_id, key)
+
+    async def complete(
+        self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
+    ) -> None:
+        await self._store(workspace_id, key).complete(workspace_id, key, message, now, message_id=message_id)
+
+    async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
+        await self._store(workspace_id, key).release(workspace_id, key, now, message_id=message_id)
+
+    async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
+        return await self._store(record.workspace_id, record.key).adopt(record, replacing=replacing)
+
+    async def purge(self, older_than: float) -> int:
+        return sum(await asyncio.gather(*(store.purge(older_than) for store in self._stores)))
+
+
+class ShardedMessageStore:
+    """The edge's message rows, each in its key's shard (beside the key's ledger record).
+
+    Lookups by key go to one shard. A lookup or update by message id goes to the shard this isolate wrote it to
+    when it remembers, else to every shard (at most one holds the id)."""
+
+    def __init__(self, shards: Shards) -> None:
+        self._shards = shards
+        self._stores = tuple(SqlMessageStore(db) for db in shards.databases)
+        self._shard_of_id: OrderedDict[str, int] = OrderedDict()
+
+    def store(self, index: int) -> SqlMessageStore:
+        return self._stores[index]
+
+    def _remember(self, message_id: str, index: int) -> None:
+        self._shard_of_id[message_id] = index
+        if len(self._shard_of_id) > REMEMBERED_MESSAGES:
+            self._shard_of_id.popitem(last=False)
+
+    def _candidates(self, message_id: str) -> builtins.list[SqlMessageStore]:
+        index = self._shard_of_id.get(message_id)
+        return [self._stores[index]] if index is not None else list(self._stores)
+
+    async def insert(self, message: Mapping[str, Any]) -> None:
+        index = self._shards.index(str(message["workspace_id"]), str(message["idempotency_key"]))
+        await self._stores[index].insert(message)
+        self._remember(str(message["id"]), index)
+
+    async def update(self, workspace_id: str, message_id: str, fields: Mapping[str, Any], now: float) -> None:
+        await asyncio.gather(*(s.update(workspace_id, message_id, fields, now) for s in self._candidates(message_id)))
+
+    async def get(self, workspace_id: str, message_id: str) -> dict[str, object] | None:
+        found = await asyncio.gather(*(s.get(workspace_id, message_id) for s in self._candidates(message_id)))
+        return next((message for message in found if message is not None), None)
+
+    async def get_by_key(self, workspace_id: str, key: str) -> dict[str, object] | None:
+        return await self._stores[self._shards.index(workspace_id, key)].get_by_key(workspace_id, key)
