@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from smsfailover.core.auth import issue_token
@@ -50,7 +51,9 @@ def shards() -> Iterator[list[SqliteExecutor]]:
         db.close()
 
 
-async def call(app: EdgeApp, clock: ManualClock, method: str, path: str, body: object = None) -> tuple[int, dict]:
+async def call(
+    app: EdgeApp, clock: ManualClock, method: str, path: str, body: object = None
+) -> tuple[int, dict[str, Any]]:
     request = ApiRequest(
         method,
         path.split("?")[0],

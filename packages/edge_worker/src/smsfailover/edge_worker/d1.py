@@ -13,6 +13,7 @@ origin's batched ledger operations and the completion of the edge's own sends (d
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,19 +59,22 @@ def _params(params: Sequence[object]) -> list[object]:
     return [null if p is None else int(p) if isinstance(p, bool) else p for p in params]
 
 
+_IN_PYODIDE = sys.platform == "emscripten"  # else CPython (tests): no JS to convert to
+
+
 def _jsnull() -> object:
-    try:
-        from pyodide.ffi import jsnull  # type: ignore[import-not-found]  # Pyodide only
-    except ImportError:  # CPython (tests): no JS to convert to
+    if not _IN_PYODIDE:
         return None
+    from pyodide.ffi import jsnull  # type: ignore[attr-defined]  # newer than the installed stubs
+
     return jsnull
 
 
 def _to_js(values: list[Any]) -> Any:
-    try:
-        from pyodide.ffi import to_js  # type: ignore[import-not-found]  # Pyodide only
-    except ImportError:
+    if not _IN_PYODIDE:
         return values
+    from pyodide.ffi import to_js
+
     return to_js(values)
 
 
