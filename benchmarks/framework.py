@@ -89,6 +89,7 @@ class Row:
     better: Better = "lower"
     goal: str = ""
     max_ratio: float | None = None  # the goal as a ratio ceiling, when it is one
+    min_ratio: float | None = None  # the goal as a ratio floor (throughput goals), when it is one
 
     @property
     def verdict(self) -> str:
@@ -96,6 +97,8 @@ class Row:
         ratio = self.ratio
         if ratio is None:
             return "-"
+        if self.min_ratio is not None:
+            return f"{ratio:.2f}x, goal {'met' if ratio >= self.min_ratio else 'missed'}"
         if self.max_ratio is None:
             return f"{ratio:.2f}x"
         return f"{ratio:.2f}x, goal {'met' if ratio <= self.max_ratio else 'missed'}"

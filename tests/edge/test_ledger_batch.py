@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from smsfailover.core.auth import issue_token
 from smsfailover.core.clock import ManualClock
 from smsfailover.core.ledger import IdempotencyLedger
 from smsfailover.core.messages_api import ApiRequest
-from smsfailover.core.sql import SqliteExecutor, schema_statements
+from smsfailover.core.sql import SqliteExecutor, Statement, schema_statements
 from smsfailover.edge_worker.app import EdgeApp
 from smsfailover.edge_worker.config import EdgeConfig
 from smsfailover.edge_worker.shards import shard_of
@@ -170,3 +170,46 @@ async def test_an_edge_send_lands_in_its_keys_shard_and_each_shard_has_its_feed(
     assert sorted(seen) == sorted(keys)
     status, _ = await call(app, clock, "GET", "/v1/sync/messages?shard=3")
     assert status == 422
+
+
+class CountingDb:
+    """A shard that counts its round trips (a statement alone or a batch is one)."""
+
+    def __init__(self, db: SqliteExecutor) -> None:
+        self.db = db
+        self.round_trips = 0
+
+    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        self.round_trips += 1
+        return await self.db.fetch(sql, params)
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        self.round_trips += 1
+        return await self.db.execute(sql, params)
+
+    async def batch(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        self.round_trips += 1
+        return await self.db.batch(statements)
+
+
+async def test_an_edge_send_makes_two_d1_round_trips_and_a_replay_one(shards: list[SqliteExecutor]) -> None:
+    clock = ManualClock()
+    db = CountingDb(shards[0])
+    app = make_app([db], clock)  # type: ignore[list-item]
+    await call(app, clock, "PUT", f"/v1/settings-mirror/{WS}", {"sms_failover_enabled": True, "updated_at": 5})
+    token = issue_token(SECRET, workspace_id=WS, now=clock.time())
+    request = ApiRequest(
+        "POST",
+        "/v1/messages",
+        {},
+        {"authorization": f"Bearer {token}", "idempotency-key": "one", "content-type": "application/json"},
+        json.dumps({"workspace_id": WS, "to": "+16266635938", "content": "hi"}).encode(),
+    )
+    before = db.round_trips
+    assert (await app.handle(request)).status == 201
+    assert db.round_trips - before == 2  # the claim with the message row; the row update with the completion
+    before = db.round_trips
+    replay = await app.handle(request)
+    assert replay.status == 200  # the contract's replay: 200 with the original message
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    assert db.round_trips - before == 1

@@ -24,6 +24,7 @@ from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
 from smsfailover.core.ledger import (
     Claimed,
+    ClaimOutcome,
     IdempotencyLedger,
     InProgress,
     KeyReused,
@@ -105,6 +106,9 @@ class Conclusion:
 
 # An endpoint whose store can apply a Conclusion as one transaction supplies this (the edge: one D1 batch).
 Settle = Callable[[Conclusion], Awaitable[None]]
+# ... and one that can claim a key and write its message row (status unknown) as one transaction supplies this:
+# the claim's outcome; the row is written only if the claim was taken (the edge: one D1 batch).
+Begin = Callable[[LedgerRecord, dict[str, object]], Awaitable[ClaimOutcome]]
 
 
 class MessageApi:
@@ -123,6 +127,7 @@ class MessageApi:
         health: Callable[[], Awaitable[dict[str, object]]] | None = None,
         on_recorded: Observer | None = None,
         settle: Settle | None = None,
+        begin: Begin | None = None,
     ) -> None:
         self.endpoint: Endpoint = endpoint
         self._ledger_for = ledger_for
@@ -136,6 +141,7 @@ class MessageApi:
         self._health = health
         self._on_recorded = on_recorded
         self._settle = settle
+        self._begin = begin
 
     async def handle(self, request: ApiRequest) -> ApiResponse | None:
         path = request.path.rstrip("/") or "/"
@@ -178,6 +184,13 @@ class MessageApi:
                 headers={"Retry-After": self._limiter.retry_after_header(wait_s)},
             )
         ledger = await self._ledger_for(req.workspace_id)
+        if self._begin is not None:
+            record = ledger.new_claim(req.workspace_id, key, fingerprint(req), self.endpoint)
+            message = self._new_message(req, key, record, ledger.mode)
+            outcome = await self._begin(record, message)
+            if isinstance(outcome, Claimed):
+                return await self._call_provider(req, ledger, record, message)
+            return await self._answer_existing(outcome, req.workspace_id)
         outcome = await ledger.claim(req.workspace_id, key, fingerprint(req), self.endpoint)
         if isinstance(outcome, Claimed):
             return await self._send_claimed(req, key, ledger, outcome.record)
@@ -281,6 +294,11 @@ class MessageApi:
                 "This endpoint could not record the message; nothing was sent. Retry with the same Idempotency-Key.",
                 headers={"Retry-After": "1"},
             ) from None
+        return await self._call_provider(req, ledger, claim, message)
+
+    async def _call_provider(
+        self, req: SendRequest, ledger: IdempotencyLedger, claim: LedgerRecord, message: dict[str, object]
+    ) -> ApiResponse:
         started = self._clock.monotonic()
         try:
             result = await self._provider.send(req, status_callback=self._status_callback_url)

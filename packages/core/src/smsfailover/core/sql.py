@@ -240,6 +240,18 @@ _UPSERT_MESSAGE = (
     + " ON CONFLICT (id) DO UPDATE SET status = excluded.status, provider_message_id = excluded.provider_message_id,"
     " latency_ms = excluded.latency_ms, error = excluded.error, updated_at = excluded.updated_at, seq = excluded.seq"
 )
+_INSERT_MESSAGE_IF_CLAIMED = (
+    f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq) SELECT {', '.join('?' * 17)}, {_NEXT_SEQ} "  # noqa: S608 (a constant)
+    "WHERE EXISTS (SELECT 1 FROM idempotency_ledger WHERE workspace_id = ? AND idempotency_key = ? "
+    "AND message_id = ? AND state = 'claimed')"
+)
+
+
+def message_insert_if_claimed_call(message: Mapping[str, Any], claim: LedgerRecord) -> Statement:
+    """The message row, written only if `claim` holds its key: for a batch that claims and records together."""
+    return _INSERT_MESSAGE_IF_CLAIMED, [*message_to_row(message), claim.workspace_id, claim.key, claim.message_id]
+
+
 UPDATABLE_FIELDS = ("status", "provider_message_id", "latency_ms", "error", "segments", "encoding")
 
 

@@ -28,7 +28,7 @@ from smsfailover.core.sql import BatchExecutor, SqlLedgerStore
 from smsfailover.edge_worker.config import EdgeConfig
 from smsfailover.edge_worker.mirror import SettingsMirror
 from smsfailover.edge_worker.routing import Route, Router
-from smsfailover.edge_worker.send_ledger import EnabledOnlyLedgerStore, settle_statements
+from smsfailover.edge_worker.send_ledger import EnabledOnlyLedgerStore, SendOpening, settle_statements
 from smsfailover.edge_worker.service_api import ServiceApi
 from smsfailover.edge_worker.shards import ShardedLedgerStore, ShardedMessageStore, Shards
 from smsfailover.edge_worker.sync import SyncFeed
@@ -90,6 +90,7 @@ class EdgeApp:
             status_callback_url=config.status_callback_url,
             health=self._health,
             settle=settle,
+            begin=SendOpening(shards, ledger),
         )
         service = ServiceApi(
             ledger=self._ledger_store,

@@ -10,8 +10,11 @@ disabling too.
 
 from __future__ import annotations
 
+import logging
+
 from smsfailover.core.errors import ApiError
-from smsfailover.core.ledger import LedgerRecord, LedgerState
+from smsfailover.core.ledger import Claimed, ClaimOutcome, IdempotencyLedger, LedgerRecord, LedgerState
+from smsfailover.core.log import log_event
 from smsfailover.core.messages_api import Conclusion
 from smsfailover.core.sql import (
     SqlExecutor,
@@ -20,9 +23,13 @@ from smsfailover.core.sql import (
     claim_params,
     claim_statement,
     complete_call,
+    get_call,
+    message_insert_if_claimed_call,
     message_update_call,
+    record_from_row,
     release_call,
 )
+from smsfailover.edge_worker.shards import Shards
 
 # core's claim with the mirror's check: the same row, then the workspace for the EXISTS.
 _CLAIM_IF_ENABLED = claim_statement(
@@ -54,6 +61,35 @@ class EnabledOnlyLedgerStore(SqlLedgerStore):
         if existing is None or existing.state is LedgerState.RELEASED:
             raise failover_disabled()  # nothing here to answer from, and the edge may not send for it
         return False
+
+
+class SendOpening:
+    """The start of an edge send as one D1 batch in the key's shard: the enabled-only claim, the message row
+    (written only if the claim was taken) and the key's record (the answer when it was not)."""
+
+    def __init__(self, shards: Shards, ledger: IdempotencyLedger) -> None:
+        self._shards = shards
+        self._ledger = ledger
+
+    async def __call__(self, record: LedgerRecord, message: dict[str, object]) -> ClaimOutcome:
+        claim: Statement = (_CLAIM_IF_ENABLED, [*claim_params(record), record.workspace_id])
+        statements = [claim, message_insert_if_claimed_call(message, record), get_call(record.workspace_id, record.key)]
+        try:
+            taken, _row, held = await self._shards.for_key(record.workspace_id, record.key).batch(statements)
+        except Exception as exc:
+            log_event("send.begin_failed", level=logging.ERROR, endpoint="edge", error=type(exc).__name__)
+            raise ApiError(
+                503,
+                "storage_unavailable",
+                "This endpoint could not record the message; nothing was sent. Retry with the same Idempotency-Key.",
+                headers={"Retry-After": "1"},
+            ) from None
+        if taken:
+            return Claimed(record)
+        existing = record_from_row(held[0]) if held else None
+        if existing is None or existing.state is LedgerState.RELEASED:
+            raise failover_disabled()
+        return self._ledger.judge(existing, record.fingerprint)
 
 
 def settle_statements(conclusion: Conclusion) -> list[Statement]:
