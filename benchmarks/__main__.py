@@ -36,33 +36,16 @@ BENCHMARKS: dict[str, Benchmark] = {
 async def _one(number: str, bench: Benchmark, stack: BenchStack, settings: RunSettings) -> Section:
     started = time.perf_counter()
     print(f"== benchmark {number} ...", flush=True)
-    notes = []
-    if await asyncio.to_thread(stack.heal_edge):
-        notes.append("the edge host's D1 was broken when this benchmark began; the edge was restarted first")
     try:
-        section = await _attempt(number, bench, stack, settings, notes)
+        section = await bench(stack, settings)
     except Exception as exc:  # one broken benchmark must not hide the others' figures
         traceback.print_exc()
         section = Section(number, f"benchmark {number}", error=f"{type(exc).__name__}: {exc}")
-    section.notes[:0] = notes
+    if not await asyncio.to_thread(stack.edge_d1_ok):  # the edge host has no failure mode of its own: say so if it did
+        section.notes.append("the edge host's D1 no longer answered after this benchmark")
     section.elapsed_s = time.perf_counter() - started
     print(f"   done in {section.elapsed_s:.0f} s", flush=True)
     return section
-
-
-async def _attempt(
-    number: str, bench: Benchmark, stack: BenchStack, settings: RunSettings, notes: list[str]
-) -> Section:
-    """Run the benchmark; if it failed because the edge host's D1 broke under it, restart the edge and run it
-    once more (the local D1 stand-in breaks now and then under load; see docs/decisions.md)."""
-    try:
-        return await bench(stack, settings)
-    except Exception as exc:
-        if not await asyncio.to_thread(stack.heal_edge):
-            raise
-        print(f"   benchmark {number}: the edge host's D1 broke ({type(exc).__name__}); restarted, running again")
-        notes.append(f"the edge host's D1 broke during a first attempt ({type(exc).__name__}); edge restarted, rerun")
-        return await bench(stack, settings)
 
 
 async def _run_all(selected: list[str], stack: BenchStack, settings: RunSettings) -> list[Section]:

@@ -118,8 +118,6 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
         await set_failover(stack, origin.url, WS_FAILOVER, True)
         proxy.plan = ProxyPlan(mode="fail_ratio", ratio=FAIL_RATIO)
         faulty = await broadcast(stack, proxy.url, WS_FAILOVER, count)
-        if _failed(faulty) and await asyncio.to_thread(stack.heal_edge):
-            section.notes.append("the edge host's D1 broke during the broadcast (edge restarted afterwards)")
     finally:
         await proxy.stop()
         await asyncio.to_thread(stack.stop, origin)

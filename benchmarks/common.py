@@ -34,8 +34,7 @@ def new_key() -> str:
 
 async def set_failover(stack: BenchStack, origin_url: str, workspace: str, enabled: bool) -> None:
     """Set the workspace's failover flag on the origin, then wait (bounded) until the edge mirrors it (the origin's
-    outbox retries the push until the edge acknowledges it). If the edge host's D1 broke meanwhile, restart the
-    edge once and wait again."""
+    outbox retries the push until the edge acknowledges it)."""
     token = stack.token(workspace)
     async with httpx2.AsyncClient(timeout=5.0) as http:
         reply = await http.patch(
@@ -44,11 +43,8 @@ async def set_failover(stack: BenchStack, origin_url: str, workspace: str, enabl
             headers=auth(token),
         )
         reply.raise_for_status()
-        for attempt in range(2):
-            if await _mirrored(http, stack.edge.url, workspace, token, enabled):
-                return
-            if attempt == 0 and not await asyncio.to_thread(stack.heal_edge):
-                break
+        if await _mirrored(http, stack.edge.url, workspace, token, enabled):
+            return
     raise RuntimeError(f"the edge did not mirror failover={enabled} for {workspace} within {MIRROR_WAIT_S:.0f} s")
 
 

@@ -42,7 +42,6 @@ class BenchStack:
         self.simulator = self.process(simulator_spec(self.env, sim_port))
         self.edge = self.process(edge_spec(self.env, edge_port, base / "edge", python_modules=self.python_modules))
         self._started: list[ManagedProcess] = []
-        self.edge_restarts = 0
 
     def process(self, spec: ProcessSpec) -> ManagedProcess:
         return ManagedProcess(spec, log_path=self.logs / f"{spec.name}-{spec.port}.log")
@@ -75,15 +74,6 @@ class BenchStack:
         except httpx2.HTTPError:
             return False
         return reply.status_code < 500
-
-    def heal_edge(self) -> bool:
-        """Restart the edge host if its D1 broke (seen under load: Miniflare's D1 proxy answers "fetch failed",
-        then "poisoned stub" for good); True if it had to. The persisted D1 data survives the restart."""
-        if self.edge_d1_ok():
-            return False
-        self.edge_restarts += 1
-        self.edge.restart()
-        return True
 
     def origin(self, db_url: str, *, poster: str = "default", profile_to: Path | None = None) -> ManagedProcess:
         """An origin on db_url (not started), served by benchmarks.origin_server with the given provider poster.

@@ -22,26 +22,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_stack(stack: Stack, sim: Simulator, edge_api: Api) -> Iterator[None]:
-    """Whatever a test broke (faults, a stopped process, the dev host's D1), the next test starts healthy."""
+    """Whatever a test broke (faults, a stopped process), the next test starts healthy; and the edge host's D1
+    still answers after every test, load tests included (it has no failure mode of its own: host/d1.mjs)."""
     stack.ensure_running()
     sim.clear_faults()
     yield
     sim.clear_faults()
     stack.ensure_running()
-    if heal_edge_d1(stack, edge_api):
-        print("NOTE: the edge host's local D1 (Miniflare) broke during this test; the edge was restarted after it")
-
-
-def heal_edge_d1(stack: Stack, edge_api: Api) -> bool:
-    """Restart the edge host if its D1 binding broke: Miniflare's local D1 stand-in sometimes answers "fetch
-    failed", then "poisoned stub" for good, under load. That is the development host, not the product's logic,
-    so the next test starts from a working edge. True if restarted."""
     probe = new_workspace("d1probe")
     reply = edge_api.ws_get(probe, f"/v1/workspaces/{probe}/settings")
-    if reply.status_code < 500:
-        return False
-    stack.restart_edge()
-    return True
+    assert reply.status_code == 200, f"the edge's D1 stopped answering during this test: {reply.text}"
 
 
 def enable_failover(origin_api: Api, edge_api: Api, ws: str) -> None:
