@@ -3,11 +3,14 @@
     {"ops": [{"op": "claim", "record": {...}},
              {"op": "complete", "workspace_id", "key", "message_id", "message", "now"?},
              {"op": "release", "workspace_id", "key", "message_id", "now"?}]}
-    -> {"results": [{"claimed": bool, "record": {...}}, {"record": {...} | null}, {"status": 422, "error": {...}}]}
+    -> {"results": [{"claimed": true}, {"claimed": false, "record": {...}}, {}, {"status": 422, "error": {...}}]}
 
-Each operation is the same statement its single route runs (core's claim, fenced complete and release), followed
-by a read of the key's record; the operations of one shard run as one D1 `batch()`: one round trip and one
-transaction, in the order given. An operation that does not validate is answered alone (422) and the others still
+Each operation is the same statement its single route runs (core's claim, fenced complete and release); a claim is
+followed by a read of the key's record, answered only when the claim was not taken (the caller has its own record
+otherwise). A completion or release answers `{}`: fenced, it changed this attempt's claim or nothing, and the
+caller reads the record if it needs it. The operations of one shard run as one D1 `batch()`: one round trip and one
+transaction, in the order given. Pyodide makes every Python step here several times dearer than under CPython, so
+the answers carry no more than the caller uses (docs/scaling.md). An operation that does not validate is answered alone (422) and the others still
 run; a shard that fails answers 503 `ledger_unavailable` for its operations only (nothing of its batch applied).
 """
 
@@ -16,7 +19,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
@@ -79,7 +81,9 @@ async def _run_shard(
 ) -> None:
     statements: list[Statement] = []
     for _index, op in items:
-        statements += [op.statement, get_call(op.workspace_id, op.key)]
+        statements.append(op.statement)
+        if op.kind == "claim":
+            statements.append(get_call(op.workspace_id, op.key))
     try:
         rows = await shards.databases[shard].batch(statements)
     except Exception as exc:
@@ -87,16 +91,17 @@ async def _run_shard(
         for index, _op in items:
             results[index] = _error(_unavailable())
         return
-    for position, (index, op) in enumerate(items):
-        changed, held = rows[2 * position], rows[2 * position + 1]
-        results[index] = _answer(op, changed, held)
-
-
-def _answer(op: LedgerOp, changed: list[dict[str, Any]], held: list[dict[str, Any]]) -> Result:
-    record = record_from_row(held[0]).to_json() if held else None
-    if op.kind == "claim":
-        return {"claimed": len(changed) == 1, "record": record}
-    return {"record": record}
+    answers = iter(rows)
+    for index, op in items:
+        changed = next(answers)
+        if op.kind != "claim":
+            results[index] = {}
+            continue
+        held = next(answers)
+        if len(changed) == 1:
+            results[index] = {"claimed": True}
+        else:
+            results[index] = {"claimed": False, "record": record_from_row(held[0]).to_json() if held else None}
 
 
 def _unavailable() -> ApiError:

@@ -101,6 +101,7 @@ class OriginServices:
         return self.ledgers.detector.unreachable
 
     async def aclose(self) -> None:
+        await self.ledgers.parts.completions.drain(timeout_s=2.0)  # completions the edge has not heard yet
         await self.edge.aclose()
         close = getattr(self.poster, "aclose", None)
         if close is not None:

@@ -1,9 +1,10 @@
 """Concurrent edge-ledger operations of one origin process share one request (`POST /v1/ledger/batch`).
 
-An operation never waits for a timer: when fewer than `max_in_flight` batches are on the wire, whatever is queued
-goes at once (an idle origin sends each claim alone, as before); operations that arrive while the wire is full
-queue and leave together in the next batch. The edge runs a batch as one D1 transaction per shard and answers
-each operation separately (docs/scaling.md).
+A claim never waits for a timer: when fewer than `max_in_flight` batches are on the wire, whatever is queued goes
+at once (an idle origin sends each claim alone, as before); claims that arrive while the wire is full queue and
+leave together in the next batch. Completions are off the send's path (origin_ledger.py), so they are `lazy`:
+they ride along with the next claim's batch, or leave on their own after `lazy_s` when no claim comes. The edge
+runs a batch as one D1 transaction per shard and answers each operation separately (docs/scaling.md).
 
 A request that fails fails every operation in it with the same EdgeUnavailable, so the failure detector counts it
 once (detector.py), as one observation of the edge, however many claims rode on it.
@@ -19,9 +20,10 @@ from typing import Any
 from smsfailover.express_shim.edge_client import ERROR, EdgeClient, EdgeUnavailable
 
 MAX_BATCH = 128  # operations per request (the edge takes up to 256)
-MAX_IN_FLIGHT = 2  # batches on the wire at once: the next one fills while one is answered
+MAX_IN_FLIGHT = 1  # batches on the wire at once: the next one fills while one is answered
+LAZY_S = 0.02  # the longest a lazy operation waits for a claim to ride along with
 
-Pending = tuple[dict[str, object], "asyncio.Future[dict[str, Any]]"]
+Pending = tuple[dict[str, object], "asyncio.Future[dict[str, Any]]", bool]  # (operation, its answer, lazy)
 
 
 class LedgerBatcher:
@@ -31,20 +33,31 @@ class LedgerBatcher:
         *,
         max_batch: int = MAX_BATCH,
         max_in_flight: int = MAX_IN_FLIGHT,
+        lazy_s: float = LAZY_S,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._edge = edge
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
+        self._lazy_s = lazy_s
         self._on_batch = on_batch
         self._queue: deque[Pending] = deque()
+        self._urgent = 0  # queued operations that may not wait (claims)
+        self._lazy_due = False  # a lazy operation has waited lazy_s
+        self._timer: asyncio.TimerHandle | None = None
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, op: dict[str, object]) -> dict[str, Any]:
+    async def submit(self, op: dict[str, object], *, lazy: bool = False) -> dict[str, Any]:
         """The edge's answer to this one operation; EdgeUnavailable if its request or the operation failed."""
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._queue.append((op, future, lazy))
+        if lazy:
+            if self._timer is None:
+                self._timer = loop.call_later(self._lazy_s, self._lazy_expired)
+        else:
+            self._urgent += 1
         self._dispatch()
         result = await future
         if "error" in result:
@@ -54,10 +67,22 @@ class LedgerBatcher:
             )
         return result
 
+    def _lazy_expired(self) -> None:
+        self._timer = None
+        self._lazy_due = bool(self._queue)
+        self._dispatch()
+
     def _dispatch(self) -> None:
-        while self._queue and self._in_flight < self._max_in_flight:
-            batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
-            batch = [(op, future) for op, future in batch if not future.done()]  # a cancelled caller's op is dropped
+        while self._queue and self._in_flight < self._max_in_flight and (self._urgent or self._lazy_due):
+            taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+            self._urgent -= sum(1 for *_, lazy in taken if not lazy)
+            if not self._queue:  # every lazy operation left with this batch
+                self._lazy_due = False
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            # a cancelled caller's operation is dropped: it never reached the edge
+            batch = [(op, future) for op, future, _lazy in taken if not future.done()]
             if not batch:
                 continue
             self._in_flight += 1
@@ -65,7 +90,7 @@ class LedgerBatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: list[Pending]) -> None:
+    async def _send(self, batch: list[tuple[dict[str, object], asyncio.Future[dict[str, Any]]]]) -> None:
         try:
             if self._on_batch is not None:
                 self._on_batch(len(batch))

@@ -9,15 +9,19 @@
     4. the edge definitely unreachable (detector)      sent on the local ledger alone, ledger "local", queued
                                                        for reconcile: the one declared exception
 
-Completions and releases go here first, then to the edge; one the edge did not take is queued (queue.py).
+Completions and releases go here first, then to the edge; one the edge did not take is queued (queue.py). A
+completion reaches the edge after the send has answered (EdgeCompletions): only the claim is on the send's path.
+Until it lands, a retry at the edge finds the origin's live claim and is told 409 (in progress, retry), never a
+second send; then it is answered with the replay. A retry at the origin is answered from the origin's own record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
@@ -33,6 +37,26 @@ Sleep = Callable[[float], Awaitable[None]]
 CONNECT_RETRY_S = (0.1, 0.2)  # a refused connection is retried (the edge never saw it) so the detector can decide
 
 
+class EdgeCompletions:
+    """Edge completions in flight after their sends answered; drained (bounded) when the process stops."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, step: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(step)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, timeout_s: float) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerParts:
     """What every OriginLedger of one process shares."""
@@ -46,6 +70,7 @@ class LedgerParts:
     on_degraded_claim: Callable[[], None]
     on_unavailable: Callable[[str], None]
     sleep: Sleep = asyncio.sleep
+    completions: EdgeCompletions = field(default_factory=EdgeCompletions)
 
 
 class OriginLedger(IdempotencyLedger):
@@ -160,12 +185,17 @@ class OriginLedger(IdempotencyLedger):
         await super().complete(claim, message)  # the origin's own record first
         if self.mode != "edge":
             return  # a degraded claim is already queued for reconcile
+        self._parts.completions.start(self._complete_at_edge(claim, message))
+
+    async def _complete_at_edge(self, claim: LedgerRecord, message: dict[str, object]) -> None:
         parts = self._parts
         try:
             await parts.edge.complete(claim, message, parts.clock.time())
         except EdgeUnavailable as exc:
-            self._parts.detector.failed(exc)
+            parts.detector.failed(exc)
             await parts.queue.add(claim, PUSH, "complete_unacknowledged", _ms(parts.clock.time()))
+        except Exception as exc:  # a background step: log, never lose the task's error silently
+            log_event("edge_complete_failed", level=logging.ERROR, error=type(exc).__name__)
 
     async def release(self, claim: LedgerRecord) -> None:
         parts = self._parts

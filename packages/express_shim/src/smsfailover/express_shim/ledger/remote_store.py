@@ -41,16 +41,19 @@ class EdgeLedger:
     async def claim(self, record: LedgerRecord) -> tuple[bool, LedgerRecord]:
         """(True, our claim) if the edge took it; (False, the record holding the key there) if not."""
         answer = await self._batcher.submit({"op": "claim", "record": record.to_json()})
+        if answer.get("claimed") is True:
+            return True, record
         held = answer.get("record")
         if not isinstance(held, dict):
             raise EdgeUnavailable("the edge answered a claim without the record", ERROR)
-        return answer.get("claimed") is True, record_from_json(held)
+        return False, record_from_json(held)
 
     async def get(self, workspace_id: str, key: str) -> LedgerRecord | None:
         data = await self._edge.ledger_get(workspace_id, key)
         return None if data is None else record_from_json(data)
 
     async def complete(self, claim: LedgerRecord, message: dict[str, object], now: float) -> None:
+        """Lazy: a completion is never on a send's path, so it waits (briefly) to share a claim's request."""
         await self._batcher.submit(
             {
                 "op": "complete",
@@ -59,7 +62,8 @@ class EdgeLedger:
                 "message_id": claim.message_id,
                 "message": message,
                 "now": now,
-            }
+            },
+            lazy=True,
         )
 
     async def release(self, workspace_id: str, key: str, message_id: str, now: float) -> None:
