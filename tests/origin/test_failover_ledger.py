@@ -120,7 +120,11 @@ async def test_with_failover_on_the_claim_is_made_in_the_edge_ledger(db_kind: st
         assert resp.json()["ledger"] == "edge"
         record = origin.edge.ledger[(ws, key)]
         assert record["endpoint"] == "origin"
-        assert record["state"] == "completed"
+
+        async def completed_at_edge() -> dict[str, object] | None:  # the completion follows the answer
+            return record if record["state"] == "completed" else None
+
+        await apoll(completed_at_edge, what="the completion at the edge")
         assert record["message"]["id"] == resp.json()["id"]
         local = await origin.services.local_ledger.get(ws, key)
         assert local is not None

@@ -208,7 +208,7 @@ async function forkInstances(instances, d1Url) {
   cluster.on("exit", (worker, code) => {
     if (!stoppingWorkers) console.error(`edge host: instance ${worker.id} exited (${code})`);
   });
-  const ready = (await Promise.all(lines))[0].replace("edge host ready", `edge host ready (${instances} instances)`);
+  const ready = `${(await Promise.all(lines))[0]} with ${instances} instances`;
   const stopWorkers = async () => {
     stoppingWorkers = true;
     await Promise.all(
