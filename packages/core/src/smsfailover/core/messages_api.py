@@ -288,12 +288,7 @@ class MessageApi:
         except Exception as exc:  # nothing was sent: free the key so a retry (here or at the other endpoint) may send
             log_event("send.record_failed", level=logging.ERROR, endpoint=self.endpoint, error=type(exc).__name__)
             await self._finish(ledger.release(claim), "release")
-            raise ApiError(
-                503,
-                "storage_unavailable",
-                "This endpoint could not record the message; nothing was sent. Retry with the same Idempotency-Key.",
-                headers={"Retry-After": "1"},
-            ) from None
+            raise storage_unavailable() from None
         return await self._call_provider(req, ledger, claim, message)
 
     async def _call_provider(
@@ -456,6 +451,16 @@ class MessageApi:
 
     def _elapsed_ms(self, started: float) -> float:
         return round((self._clock.monotonic() - started) * 1000, 3)
+
+
+def storage_unavailable() -> ApiError:
+    """The message could not be recorded before its provider call: nothing was sent."""
+    return ApiError(
+        503,
+        "storage_unavailable",
+        "This endpoint could not record the message; nothing was sent. Retry with the same Idempotency-Key.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _allow(request: ApiRequest, *methods: str) -> None:

@@ -9,9 +9,10 @@ Each operation is the same statement its single route runs (core's claim, fenced
 followed by a read of the key's record, answered only when the claim was not taken (the caller has its own record
 otherwise). A completion or release answers `{}`: fenced, it changed this attempt's claim or nothing, and the
 caller reads the record if it needs it. The operations of one shard run as one D1 `batch()`: one round trip and one
-transaction, in the order given. Pyodide makes every Python step here several times dearer than under CPython, so
-the answers carry no more than the caller uses (docs/scaling.md). An operation that does not validate is answered alone (422) and the others still
-run; a shard that fails answers 503 `ledger_unavailable` for its operations only (nothing of its batch applied).
+transaction, in the order given. Pyodide makes every Python step here several times dearer than under CPython,
+so the answers carry no more than the caller uses (docs/edge-host.md). An operation that does not validate is
+answered alone (422) and the others still run; a shard that fails answers 503 `ledger_unavailable` for its
+operations only (nothing of its batch applied).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import logging
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ledger import Claimed, ClaimOutcome, IdempotencyLedger, LedgerRecord, LedgerState
 from smsfailover.core.log import log_event
-from smsfailover.core.messages_api import Conclusion
+from smsfailover.core.messages_api import Conclusion, storage_unavailable
 from smsfailover.core.sql import (
     SqlExecutor,
     SqlLedgerStore,
@@ -78,12 +78,7 @@ class SendOpening:
             taken, _row, held = await self._shards.for_key(record.workspace_id, record.key).batch(statements)
         except Exception as exc:
             log_event("send.begin_failed", level=logging.ERROR, endpoint="edge", error=type(exc).__name__)
-            raise ApiError(
-                503,
-                "storage_unavailable",
-                "This endpoint could not record the message; nothing was sent. Retry with the same Idempotency-Key.",
-                headers={"Retry-After": "1"},
-            ) from None
+            raise storage_unavailable() from None
         if taken:
             return Claimed(record)
         existing = record_from_row(held[0]) if held else None
