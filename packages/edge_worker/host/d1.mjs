@@ -12,6 +12,8 @@ import http from "node:http";
 import { Miniflare } from "miniflare";
 
 // Runs inside workerd: executes what the host sends on the named binding and answers JSON.
+const CALL_TIMEOUT_MS = 30_000; // D1's own limit for one query is 30 s; a call never hangs past it
+
 const SERVICE = `
 const decode = (value) =>
   value !== null && typeof value === "object" && "$bytes" in value
@@ -81,6 +83,7 @@ class D1Service {
         },
       );
       request.on("error", (error) => reject(new Error(`D1 service unreachable: ${error.message}`)));
+      request.setTimeout(CALL_TIMEOUT_MS, () => request.destroy(new Error("timed out")));
       request.end(data);
     });
   }

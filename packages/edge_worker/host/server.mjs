@@ -168,7 +168,13 @@ async function main() {
     ready = served.ready;
     stopWorkers = served.close;
   } else {
-    ({ ready, stopWorkers } = await forkInstances(instances, d1.url));
+    // An instance that dies after start takes the host down (whoever runs it restarts it): a primary holding the
+    // port with no instance behind it would accept connections and never answer.
+    const die = (why) => {
+      console.error(`edge host: ${why}; stopping`);
+      void d1.dispose().finally(() => process.exit(1));
+    };
+    ({ ready, stopWorkers } = await forkInstances(instances, d1.url, die));
   }
   console.log(ready);
 
@@ -191,7 +197,7 @@ async function main() {
 }
 
 // N worker processes on the one port (cluster hands connections round-robin); ready once every one answered.
-async function forkInstances(instances, d1Url) {
+async function forkInstances(instances, d1Url, die) {
   const workers = [];
   const lines = [];
   for (let i = 0; i < instances; i++) {
@@ -206,7 +212,7 @@ async function forkInstances(instances, d1Url) {
   }
   let stoppingWorkers = false;
   cluster.on("exit", (worker, code) => {
-    if (!stoppingWorkers) console.error(`edge host: instance ${worker.id} exited (${code})`);
+    if (!stoppingWorkers) die(`instance ${worker.id} exited (${code})`);
   });
   const ready = `${(await Promise.all(lines))[0]} with ${instances} instances`;
   const stopWorkers = async () => {

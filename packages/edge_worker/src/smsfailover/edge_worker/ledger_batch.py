@@ -73,12 +73,13 @@ async def run_batch(shards: Shards, ops: Sequence[object], clock: Clock) -> list
             results[index] = _error(exc)
             continue
         by_shard.setdefault(shards.index(op.workspace_id, op.key), []).append((index, op))
-    await asyncio.gather(*(_run_shard(shards, shard, items, results) for shard, items in by_shard.items()))
+    now_ms = round(clock.time() * 1000)
+    await asyncio.gather(*(_run_shard(shards, shard, items, results, now_ms) for shard, items in by_shard.items()))
     return [result if result is not None else _error(_unavailable()) for result in results]
 
 
 async def _run_shard(
-    shards: Shards, shard: int, items: list[tuple[int, LedgerOp]], results: list[Result | None]
+    shards: Shards, shard: int, items: list[tuple[int, LedgerOp]], results: list[Result | None], now_ms: int
 ) -> None:
     statements: list[Statement] = []
     for _index, op in items:
@@ -86,7 +87,7 @@ async def _run_shard(
         if op.kind == "claim":
             statements.append(get_call(op.workspace_id, op.key))
     try:
-        rows = await shards.databases[shard].batch(statements)
+        rows = await shards.batch(shard, statements, now_ms)
     except Exception as exc:
         log_event("edge.ledger_batch_failed", shard=shards.names[shard], ops=len(items), error=type(exc).__name__)
         for index, _op in items:

@@ -61,9 +61,12 @@ def require_str(data: Mapping[str, Any], name: str, parent: str | None = None) -
     return value
 
 
+MAX_EPOCH_S = 1e11  # year 5138: anything larger is not a time (and would overflow D1's integer milliseconds)
+
+
 def require_number(data: Mapping[str, Any], name: str, parent: str | None = None) -> float:
     value = data.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_EPOCH_S:
         raise _invalid(_path(parent, name), "must be a non-negative number (epoch seconds)")
     return float(value)
 

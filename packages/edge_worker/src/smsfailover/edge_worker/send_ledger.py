@@ -10,6 +10,7 @@ disabling too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from smsfailover.core.errors import ApiError
@@ -74,10 +75,16 @@ class SendOpening:
     async def __call__(self, record: LedgerRecord, message: dict[str, object]) -> ClaimOutcome:
         claim: Statement = (_CLAIM_IF_ENABLED, [*claim_params(record), record.workspace_id])
         statements = [claim, message_insert_if_claimed_call(message, record), get_call(record.workspace_id, record.key)]
+        index = self._shards.index(record.workspace_id, record.key)
         try:
-            taken, _row, held = await self._shards.for_key(record.workspace_id, record.key).batch(statements)
+            taken, _row, held = await self._shards.batch(index, statements, round(record.created_at * 1000))
         except Exception as exc:
             log_event("send.begin_failed", level=logging.ERROR, endpoint="edge", error=type(exc).__name__)
+            # The batch may have committed with its answer lost: free our claim (fenced; nothing was sent), so the
+            # retry the answer asks for is not held off for a lease and then told "unknown".
+            with contextlib.suppress(Exception):
+                release = release_call(record.workspace_id, record.key, record.updated_at, record.message_id)
+                await self._shards.databases[index].execute(*release)
             raise storage_unavailable() from None
         if taken:
             return Claimed(record)

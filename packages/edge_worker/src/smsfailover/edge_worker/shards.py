@@ -7,7 +7,9 @@ shard 0. N=1 is the plain case: everything in `DB`.
 
 Each database records which shard it is (`shard_identity`, migration 0003) the first time a worker uses it; a
 worker whose configuration names another count or order refuses to serve (503 not_configured) instead of looking
-keys up in the wrong database. Growing N is the migration docs/scaling.md describes, never a config edit alone.
+keys up in the wrong database. Every write batch also carries the check (`Shards.batch`), so an isolate that
+verified under an old configuration cannot write into a re-numbered shard either. Growing N is the migration
+docs/scaling.md describes, never a config edit alone.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from smsfailover.core.ledger import LedgerRecord, LedgerStore
-from smsfailover.core.sql import BatchExecutor, SqlMessageStore
+from smsfailover.core.sql import BatchExecutor, SqlMessageStore, Statement
 
 T = TypeVar("T")
 REMEMBERED_MESSAGES = 4096  # message id -> shard, for the update that follows an insert in the same isolate
@@ -30,6 +32,12 @@ _RECORD_IDENTITY = (
     "ON CONFLICT (id) DO NOTHING"
 )
 _READ_IDENTITY = "SELECT shard_index, shard_count FROM shard_identity WHERE id = 0"
+# Inserts nothing when the identity matches, records it when absent, and fails (primary key) when another identity
+# is recorded: the batch it leads then rolls back whole.
+_GUARD_IDENTITY = (
+    "INSERT INTO shard_identity (id, shard_index, shard_count, recorded_at) SELECT 0, ?, ?, ? "
+    "WHERE NOT EXISTS (SELECT 1 FROM shard_identity WHERE id = 0 AND shard_index = ? AND shard_count = ?)"
+)
 
 
 def shard_of(workspace_id: str, key: str, count: int) -> int:
@@ -49,7 +57,7 @@ class Shards:
         self.databases = tuple(databases)
         self.names = tuple(names or (["DB"] + [f"DB_{i}" for i in range(1, len(databases))]))
         self._identity_problem: str | None = None
-        self._verified = False
+        self._verified: set[int] = set()  # shards whose identity this isolate has checked
 
     @property
     def count(self) -> int:
@@ -61,18 +69,37 @@ class Shards:
     def for_key(self, workspace_id: str, key: str) -> BatchExecutor:
         return self.databases[self.index(workspace_id, key)]
 
+    async def batch(self, index: int, statements: Sequence[Statement], now_ms: int) -> list[list[dict[str, Any]]]:
+        """One transaction on shard `index`, led by the identity check; each statement's rows. A failed check
+        makes this isolate verify its shards again before it serves the next request."""
+        guard: Statement = (_GUARD_IDENTITY, [index, self.count, now_ms, index, self.count])
+        try:
+            rows = await self.databases[index].batch([guard, *statements])
+        except Exception as exc:
+            if "shard_identity" in str(exc):  # the guard's primary key: another identity is recorded there
+                self._verified.discard(index)
+            raise
+        return rows[1:]
+
     async def verify(self, now_ms: int) -> str | None:
-        """Record or check each database's shard identity, once per isolate; the problem, or None."""
-        if self._verified:
+        """Record or check each database's shard identity, once per isolate; the problem, or None. A shard that
+        does not answer stays unchecked (asked again next time); its writes still carry the check."""
+        if self._identity_problem is not None or len(self._verified) == self.count:
             return self._identity_problem
-        answers = await asyncio.gather(
-            *(
-                db.batch([(_RECORD_IDENTITY, [index, self.count, now_ms]), (_READ_IDENTITY, [])])
-                for index, db in enumerate(self.databases)
-            )
-        )
-        for index, (_inserted, rows) in enumerate(answers):
-            held = (int(rows[0]["shard_index"]), int(rows[0]["shard_count"])) if rows else None
+
+        async def one(index: int) -> tuple[int, tuple[int, int] | None] | None:
+            statements = [(_RECORD_IDENTITY, [index, self.count, now_ms]), (_READ_IDENTITY, [])]
+            try:
+                _inserted, rows = await self.databases[index].batch(statements)
+            except Exception:
+                return None
+            return index, (int(rows[0]["shard_index"]), int(rows[0]["shard_count"])) if rows else None
+
+        pending = [i for i in range(self.count) if i not in self._verified]
+        for answer in await asyncio.gather(*(one(i) for i in pending)):
+            if answer is None:
+                continue
+            index, held = answer
             if held != (index, self.count):
                 self._identity_problem = (
                     f"D1 binding {self.names[index]} holds shard {held[0] if held else '?'} of "
@@ -80,7 +107,7 @@ class Shards:
                     "changing the shards is a migration (docs/scaling.md)"
                 )
                 break
-        self._verified = True
+            self._verified.add(index)
         return self._identity_problem
 
     async def health(self) -> list[dict[str, object]]:

@@ -20,7 +20,7 @@ from smsfailover.core.log import log_event
 from smsfailover.core.message import payload_fingerprint
 from smsfailover.core.sql import SqlMessageStore
 from smsfailover.express_shim.delivery_updates import DeliveryUpdates
-from smsfailover.express_shim.edge_client import EdgeClient
+from smsfailover.express_shim.edge_client import EdgeClient, EdgeUnavailable
 from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.window_stats import SendLog
 
@@ -76,7 +76,11 @@ class EdgeMessageSync:
         started_ms = int(self._clock.time() * 1000)
         caught_up, copied, shard = True, 0, 0
         while shard < self.shards:
-            shard_copied, shard_caught_up = await self._pull(shard, now_ms)
+            try:
+                shard_copied, shard_caught_up = await self._pull(shard, now_ms)
+            except EdgeUnavailable as exc:  # one shard's failure never holds the others back
+                log_event("edge_sync_shard_failed", level=logging.WARNING, shard=shard, reason=exc.reason)
+                shard_copied, shard_caught_up = 0, False
             copied += shard_copied
             caught_up = caught_up and shard_caught_up
             shard += 1

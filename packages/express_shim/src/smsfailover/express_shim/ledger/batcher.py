@@ -110,5 +110,8 @@ class LedgerBatcher:
                 if not future.done():
                     future.set_result(result)
         finally:
+            for _, future in batch:  # cancelled mid-request: every caller still gets an answer
+                if not future.done():
+                    future.set_exception(EdgeUnavailable("POST /v1/ledger/batch: cancelled", ERROR))
             self._in_flight -= 1
             self._dispatch()

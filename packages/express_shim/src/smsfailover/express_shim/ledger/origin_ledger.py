@@ -190,11 +190,12 @@ class OriginLedger(IdempotencyLedger):
     async def _complete_at_edge(self, claim: LedgerRecord, message: dict[str, object]) -> None:
         parts = self._parts
         try:
-            await parts.edge.complete(claim, message, parts.clock.time())
-        except EdgeUnavailable as exc:
-            parts.detector.failed(exc)
-            await parts.queue.add(claim, PUSH, "complete_unacknowledged", _ms(parts.clock.time()))
-        except Exception as exc:  # a background step: log, never lose the task's error silently
+            try:
+                await parts.edge.complete(claim, message, parts.clock.time())
+            except EdgeUnavailable as exc:
+                parts.detector.failed(exc)
+                await parts.queue.add(claim, PUSH, "complete_unacknowledged", _ms(parts.clock.time()))
+        except Exception as exc:  # a background step (the queue's write included): logged, never silently lost
             log_event("edge_complete_failed", level=logging.ERROR, error=type(exc).__name__)
 
     async def release(self, claim: LedgerRecord) -> None:
