@@ -24,13 +24,12 @@ class HeldEdge:
     def __init__(self) -> None:
         self.sizes: list[int] = []
         self.open = asyncio.Event()
-        self.two_waiting = asyncio.Event()
+        self.on_the_wire = asyncio.Event()
 
     async def __call__(self, request: httpx2.Request) -> httpx2.Response:
         ops = json.loads(request.content)["ops"]
         self.sizes.append(len(ops))
-        if len(self.sizes) == 2:
-            self.two_waiting.set()
+        self.on_the_wire.set()
         await self.open.wait()
         return httpx2.Response(200, json={"results": [{"record": None, "key": o["key"]} for o in ops]})
 
@@ -38,14 +37,25 @@ class HeldEdge:
 async def test_operations_that_arrive_while_the_wire_is_full_leave_together() -> None:
     edge = HeldEdge()
     client = EdgeClient("http://edge.test", lambda: "t", transport=httpx2.MockTransport(edge))
-    batcher = LedgerBatcher(client, max_in_flight=2)
-    calls = [asyncio.ensure_future(batcher.submit(op(i))) for i in range(20)]
-    await asyncio.wait_for(edge.two_waiting.wait(), 5)
-    assert edge.sizes == [1, 1]  # the first two went at once, alone: nothing waits for a timer
+    batcher = LedgerBatcher(client)
+    first = asyncio.ensure_future(batcher.submit(op(0)))
+    await asyncio.wait_for(edge.on_the_wire.wait(), 5)
+    assert edge.sizes == [1]  # alone, at once: nothing waits for a timer
+    later = [asyncio.ensure_future(batcher.submit(op(i))) for i in range(1, 20)]
     edge.open.set()
-    results = await asyncio.gather(*calls)
-    assert edge.sizes == [1, 1, 18]
+    results = await asyncio.gather(first, *later)
+    assert edge.sizes == [1, 19]  # everything that came while the wire was busy, in one request
     assert [r["key"] for r in results] == [f"k{i}" for i in range(20)]  # each caller gets its own answer
+    await client.aclose()
+
+
+async def test_callers_woken_together_share_one_batch() -> None:
+    edge = HeldEdge()
+    edge.open.set()
+    client = EdgeClient("http://edge.test", lambda: "t", transport=httpx2.MockTransport(edge))
+    batcher = LedgerBatcher(client)
+    await asyncio.gather(*(batcher.submit(op(i)) for i in range(16)))  # one turn: no first one goes alone
+    assert edge.sizes == [16]
     await client.aclose()
 
 

@@ -1,10 +1,12 @@
 """Concurrent edge-ledger operations of one origin process share one request (`POST /v1/ledger/batch`).
 
 A claim never waits for a timer: when fewer than `max_in_flight` batches are on the wire, whatever is queued goes
-at once (an idle origin sends each claim alone, as before); claims that arrive while the wire is full queue and
-leave together in the next batch. Completions are off the send's path (origin_ledger.py), so they are `lazy`:
-they ride along with the next claim's batch, or leave on their own after `lazy_s` when no claim comes. The edge
-runs a batch as one D1 transaction per shard and answers each operation separately (docs/scaling.md).
+on the event loop's next turn (an idle origin sends each claim alone, as before; the turn lets callers that woke
+together, e.g. on the previous batch's answer, join one batch instead of the first going alone). Claims that
+arrive while the wire is full queue and leave together in the next batch. Completions are off the send's path
+(origin_ledger.py), so they are `lazy`: they ride along with the next claim's batch, or leave on their own after
+`lazy_s` when no claim comes. The edge runs a batch as one D1 transaction per shard and answers each operation
+separately (docs/scaling.md).
 
 A request that fails fails every operation in it with the same EdgeUnavailable, so the failure detector counts it
 once (detector.py), as one observation of the edge, however many claims rode on it.
@@ -46,6 +48,7 @@ class LedgerBatcher:
         self._lazy_due = False  # a lazy operation has waited lazy_s
         self._timer: asyncio.TimerHandle | None = None
         self._in_flight = 0
+        self._dispatch_soon: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, op: dict[str, object], *, lazy: bool = False) -> dict[str, Any]:
@@ -58,7 +61,7 @@ class LedgerBatcher:
                 self._timer = loop.call_later(self._lazy_s, self._lazy_expired)
         else:
             self._urgent += 1
-        self._dispatch()
+        self._schedule()
         result = await future
         if "error" in result:
             error = result["error"] if isinstance(result["error"], dict) else {}
@@ -67,12 +70,17 @@ class LedgerBatcher:
             )
         return result
 
+    def _schedule(self) -> None:
+        if self._dispatch_soon is None:
+            self._dispatch_soon = asyncio.get_running_loop().call_soon(self._dispatch)
+
     def _lazy_expired(self) -> None:
         self._timer = None
         self._lazy_due = bool(self._queue)
         self._dispatch()
 
     def _dispatch(self) -> None:
+        self._dispatch_soon = None
         while self._queue and self._in_flight < self._max_in_flight and (self._urgent or self._lazy_due):
             taken = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
             self._urgent -= sum(1 for *_, lazy in taken if not lazy)
@@ -114,4 +122,4 @@ class LedgerBatcher:
                 if not future.done():
                     future.set_exception(EdgeUnavailable("POST /v1/ledger/batch: cancelled", ERROR))
             self._in_flight -= 1
-            self._dispatch()
+            self._schedule()
