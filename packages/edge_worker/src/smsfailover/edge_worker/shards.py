@@ -18,13 +18,12 @@ import asyncio
 import builtins
 import hashlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from smsfailover.core.ledger import LedgerRecord, LedgerStore
 from smsfailover.core.sql import BatchExecutor, SqlMessageStore, Statement
 
-T = TypeVar("T")
 REMEMBERED_MESSAGES = 4096  # message id -> shard, for the update that follows an insert in the same isolate
 
 _RECORD_IDENTITY = (
@@ -121,9 +120,6 @@ class Shards:
             return {"shard": index, "binding": self.names[index], "ok": True}
 
         return list(await asyncio.gather(*(one(i, db) for i, db in enumerate(self.databases))))
-
-    async def each(self, call: Callable[[BatchExecutor], Awaitable[T]]) -> list[T]:
-        return list(await asyncio.gather(*(call(db) for db in self.databases)))
 
 
 class ShardedLedgerStore:

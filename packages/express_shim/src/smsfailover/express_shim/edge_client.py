@@ -81,29 +81,10 @@ class EdgeClient:
         await self._http.aclose()
 
     # -- ledger --
-    async def ledger_claim(self, record: Mapping[str, object]) -> dict[str, Any]:
-        return _object(await self._json("POST", "/v1/ledger/claim", {"record": dict(record)}))
-
     async def ledger_get(self, workspace_id: str, key: str) -> dict[str, Any] | None:
         path = f"/v1/ledger/{_quote(workspace_id)}/{_quote(key)}"
         answer = await self._json("GET", path, None, missing_ok=True)
         return None if answer is None else _object(answer)
-
-    async def ledger_complete(
-        self, workspace_id: str, key: str, message: Mapping[str, object], now: float, *, message_id: str
-    ) -> None:
-        body = {
-            "workspace_id": workspace_id,
-            "key": key,
-            "message": dict(message),
-            "now": now,
-            "message_id": message_id,
-        }
-        await self._json("POST", "/v1/ledger/complete", body)
-
-    async def ledger_release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
-        body = {"workspace_id": workspace_id, "key": key, "now": now, "message_id": message_id}
-        await self._json("POST", "/v1/ledger/release", body)
 
     async def ledger_batch(self, ops: list[dict[str, object]]) -> list[dict[str, Any]]:
         """POST /v1/ledger/batch: one answer per operation, in order (ledger/batcher.py)."""
