@@ -362,3 +362,10 @@ async def test_an_authenticated_ping_answers_for_service_tokens_only(edge: Edge)
     assert (await edge.call("GET", "/v1/ledger/ping", token=service_token(edge.clock))).status == 200
     assert (await edge.call("GET", "/v1/ledger/ping", token=ws_token(edge.clock))).status == 403
     assert (await edge.call("GET", "/v1/ledger/ping")).status == 401
+
+
+@pytest.mark.parametrize("after", ["²", "9" * 5000, "-1"])
+async def test_sync_numbers_from_a_client_are_ascii_digits_within_bounds(edge: Edge, after: str) -> None:
+    response = await edge.call("GET", "/v1/sync/messages", token=service_token(edge.clock), query={"after": after})
+    assert response.status == 422
+    assert code(response) == "invalid_request"

@@ -343,7 +343,15 @@ async def test_head_on_health_is_answered_like_get(origin: Origin) -> None:
 
 async def test_list_validates_limit_and_cursor(origin: Origin) -> None:
     ws = new_workspace()
-    for params, code in (({"limit": "0"}, "invalid_limit"), ({"cursor": "zzz"}, "invalid_cursor")):
+    bad = (
+        ({"limit": "0"}, "invalid_limit"),
+        ({"limit": "²"}, "invalid_limit"),  # str.isdigit() takes a superscript two; int() does not
+        ({"limit": "9" * 5000}, "invalid_limit"),  # past int()'s 4,300-digit limit
+        ({"cursor": "zzz"}, "invalid_cursor"),
+        ({"cursor": "².msg_x"}, "invalid_cursor"),
+        ({"cursor": "99999999999999999999999.msg_x"}, "invalid_cursor"),  # past a 64-bit integer
+    )
+    for params, code in bad:
         resp = await origin.http.get(f"/v1/workspaces/{ws}/messages", params=params, headers=origin.auth(ws))
         assert resp.status_code == 422
         assert resp.json()["error"]["code"] == code

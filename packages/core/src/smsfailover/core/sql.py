@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from smsfailover.core.ids import parse_rfc3339, rfc3339
 from smsfailover.core.ledger import LedgerRecord, LedgerState
+from smsfailover.core.numbers import whole_number
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency_ledger (
@@ -389,7 +390,7 @@ class SqlMessageStore:
 
 def is_valid_cursor(cursor: str) -> bool:
     created, dot, last_id = cursor.partition(".")
-    return bool(dot) and created.isdigit() and last_id.startswith("msg_") and len(last_id) <= 40
+    return bool(dot) and whole_number(created) is not None and last_id.startswith("msg_") and len(last_id) <= 40
 
 
 class SqliteExecutor:

@@ -20,6 +20,7 @@ from smsfailover.core.ids import rfc3339
 from smsfailover.core.ledger import LedgerRecord, LedgerState, LedgerStore
 from smsfailover.core.message import validate_idempotency_key, validate_workspace_id
 from smsfailover.core.messages_api import ApiRequest, ApiResponse
+from smsfailover.core.numbers import whole_number
 from smsfailover.edge_worker.ledger_batch import MAX_OPS, run_batch
 from smsfailover.edge_worker.ledger_json import (
     record_from_json,
@@ -263,11 +264,12 @@ def _int_query(request: ApiRequest, name: str, default: int, *, maximum: int, mi
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or not minimum <= int(raw) <= maximum:
+    value = whole_number(raw, minimum=minimum, maximum=maximum)
+    if value is None:
         raise ApiError(
             422, "invalid_request", f"{name} must be a whole number from {minimum} to {maximum}.", field=name
         )
-    return int(raw)
+    return value
 
 
 def _settings_json(settings: MirroredSettings) -> dict[str, object]:

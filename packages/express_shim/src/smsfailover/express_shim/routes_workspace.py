@@ -6,6 +6,7 @@ import json
 
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
+from smsfailover.core.numbers import whole_number
 from smsfailover.core.sql import is_valid_cursor
 from smsfailover.express_shim.access import workspace_caller
 from smsfailover.express_shim.failover_status import workspace_status
@@ -86,9 +87,10 @@ async def failover_status(request: Request) -> Response:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIST_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+    limit = whole_number(raw, minimum=1, maximum=MAX_LIST_LIMIT)
+    if limit is None:
         raise ApiError(422, "invalid_limit", f"limit is a whole number from 1 to {MAX_LIST_LIMIT}.", field="limit")
-    return int(raw)
+    return limit
 
 
 async def list_messages(request: Request) -> Response:
