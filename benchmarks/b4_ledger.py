@@ -17,6 +17,7 @@ from smsfailover.core.sql import SqlLedgerStore
 from smsfailover.express_shim.edge_client import EdgeClient
 from smsfailover.express_shim.ledger.batcher import LedgerBatcher
 from smsfailover.express_shim.ledger.remote_store import EdgeLedger
+from smsfailover.express_shim.processes import edge_spec, free_port
 from smsfailover.express_shim.services import ServiceToken
 from smsfailover.express_shim.storage.migrations import migrate
 from smsfailover.express_shim.storage.open import open_database
@@ -237,8 +238,6 @@ async def capacity_model_check(stack: BenchStack, settings: RunSettings, section
 
 
 async def _sharded_rate(stack: BenchStack, settings: RunSettings, *, shards: int, size: int) -> float:
-    from smsfailover.express_shim.processes import edge_spec, free_port
-
     env = {**stack.env, "SMSFAILOVER_D1_SHARDS": ",".join(["DB"] + [f"DB_{i}" for i in range(1, shards)])}
     edge = stack.process(
         edge_spec(env, free_port(), stack.base / f"edge-{shards}-shards", python_modules=stack.python_modules)

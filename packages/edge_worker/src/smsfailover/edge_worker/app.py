@@ -28,7 +28,7 @@ from smsfailover.core.sql import BatchExecutor, SqlLedgerStore
 from smsfailover.edge_worker.config import EdgeConfig
 from smsfailover.edge_worker.mirror import SettingsMirror
 from smsfailover.edge_worker.routing import Route, Router
-from smsfailover.edge_worker.send_ledger import EnabledOnlyLedgerStore, SendOpening, settle_statements
+from smsfailover.edge_worker.send_ledger import SendOpening, settle_statements
 from smsfailover.edge_worker.service_api import ServiceApi
 from smsfailover.edge_worker.shards import ShardedLedgerStore, ShardedMessageStore, Shards
 from smsfailover.edge_worker.sync import SyncFeed
@@ -57,9 +57,8 @@ class EdgeApp:
         self._clock = clock
         self._ledger_store = ShardedLedgerStore(shards, [SqlLedgerStore(d) for d in shards.databases])
         self._secret = config.jwt_secret or ""
-        # the edge's own sends claim only for workspaces it holds as enabled (send_ledger.py)
-        send_store = ShardedLedgerStore(shards, [EnabledOnlyLedgerStore(d) for d in shards.databases])
-        ledger = IdempotencyLedger(send_store, clock, lease_s=config.lease_s)
+        # lookups and judging; the edge's own sends claim through SendOpening, enabled workspaces only (send_ledger.py)
+        ledger = IdempotencyLedger(self._ledger_store, clock, lease_s=config.lease_s)
         messages = ShardedMessageStore(shards)
 
         async def settle(conclusion: Conclusion) -> None:

@@ -55,27 +55,17 @@ class D1Executor:
 
 def _params(params: Sequence[object]) -> list[object]:
     # D1 has no boolean type (SQLite stores 0/1); bytes pass through as ArrayBuffer-compatible buffers.
-    null = _jsnull()
-    return [null if p is None else int(p) if isinstance(p, bool) else p for p in params]
+    return [_JSNULL if p is None else int(p) if isinstance(p, bool) else p for p in params]
 
 
-_IN_PYODIDE = sys.platform == "emscripten"  # else CPython (tests): no JS to convert to
+if sys.platform == "emscripten":  # resolved once: every statement passes through here
+    from pyodide.ffi import jsnull as _JSNULL  # type: ignore[attr-defined]  # newer than the installed stubs
+    from pyodide.ffi import to_js as _to_js
+else:  # CPython (tests): no JS to convert to
+    _JSNULL = None
 
-
-def _jsnull() -> object:
-    if not _IN_PYODIDE:
-        return None
-    from pyodide.ffi import jsnull  # type: ignore[attr-defined]  # newer than the installed stubs
-
-    return jsnull
-
-
-def _to_js(values: list[Any]) -> Any:
-    if not _IN_PYODIDE:
+    def _to_js(values: list[Any]) -> Any:
         return values
-    from pyodide.ffi import to_js
-
-    return to_js(values)
 
 
 def _to_python(value: Any) -> Any:

@@ -23,11 +23,9 @@ from dataclasses import dataclass
 
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
-from smsfailover.core.ledger import LedgerState
 from smsfailover.core.log import log_event
-from smsfailover.core.message import validate_idempotency_key, validate_workspace_id
 from smsfailover.core.sql import Statement, claim_call, complete_call, get_call, record_from_row, release_call
-from smsfailover.edge_worker.ledger_json import record_from_json, require_number, require_object, require_str
+from smsfailover.edge_worker.ledger_json import require_claim, require_object, require_str, time_or_now, ws_key
 from smsfailover.edge_worker.shards import Shards
 
 MAX_OPS = 256
@@ -46,17 +44,13 @@ def parse_op(raw: object, clock: Clock, where: str) -> LedgerOp:
     op = require_object(raw, where)
     kind = op.get("op")
     if kind == "claim":
-        record = record_from_json(op.get("record"), f"{where}.record")
-        if record.state is not LedgerState.CLAIMED:
-            raise ApiError(422, "invalid_request", "A claim must be in state claimed.", field=f"{where}.record.state")
+        record = require_claim(op.get("record"), f"{where}.record")
         return LedgerOp("claim", record.workspace_id, record.key, claim_call(record))
     if kind not in ("complete", "release"):
         raise ApiError(422, "invalid_request", "op must be claim, complete or release.", field=f"{where}.op")
-    workspace_id, key = require_str(op, "workspace_id"), require_str(op, "key")
-    validate_workspace_id(workspace_id)
-    validate_idempotency_key(key)
+    workspace_id, key = ws_key(require_str(op, "workspace_id"), require_str(op, "key"))
     message_id = require_str(op, "message_id")
-    now = require_number(op, "now") if "now" in op else clock.time()
+    now = time_or_now(op, clock)
     if kind == "complete":
         message = dict(require_object(op.get("message"), f"{where}.message"))
         return LedgerOp("complete", workspace_id, key, complete_call(workspace_id, key, message, now, message_id))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ledger import LedgerRecord, LedgerState
 from smsfailover.core.message import validate_idempotency_key, validate_workspace_id
@@ -77,3 +78,22 @@ def _path(parent: str | None, name: str) -> str:
 
 def _invalid(field: str, what: str) -> ApiError:
     return ApiError(422, "invalid_request", f"{field} {what}.", field=field)
+
+
+def require_claim(value: object, field: str = "record") -> LedgerRecord:
+    """A record sent to be claimed: valid, and in state claimed."""
+    record = record_from_json(value, field)
+    if record.state is not LedgerState.CLAIMED:
+        raise ApiError(422, "invalid_request", "A claim must be in state claimed.", field=f"{field}.state")
+    return record
+
+
+def ws_key(workspace_id: str, key: str) -> tuple[str, str]:
+    validate_workspace_id(workspace_id)
+    validate_idempotency_key(key)
+    return workspace_id, key
+
+
+def time_or_now(data: Mapping[str, Any], clock: Clock) -> float:
+    """The operation's `now` (epoch seconds) when it gives one, else the edge's clock."""
+    return require_number(data, "now") if "now" in data else clock.time()

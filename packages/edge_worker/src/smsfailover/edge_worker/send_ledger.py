@@ -4,7 +4,8 @@ The check and the claim are one statement: `INSERT ... SELECT ... WHERE EXISTS (
 D1 runs one write at a time, so once the origin's disable has been written to the mirror (and acknowledged), no
 isolate can claim a new key for that workspace; there is no per-isolate cache for a disable to miss. A key this
 ledger already holds is still answered from its record (replay, 409, unknown) whatever the setting (rule 1).
-The origin's claims through the service routes go to the plain store: it claims at the edge while enabling and
+Every edge send claims through SendOpening (MessageApi's `begin`), in the same D1 batch as its message row. The
+origin's claims through the service routes go to the plain store: it claims at the edge while enabling and
 disabling too.
 """
 
@@ -18,8 +19,6 @@ from smsfailover.core.ledger import Claimed, ClaimOutcome, IdempotencyLedger, Le
 from smsfailover.core.log import log_event
 from smsfailover.core.messages_api import Conclusion, storage_unavailable
 from smsfailover.core.sql import (
-    SqlExecutor,
-    SqlLedgerStore,
     Statement,
     claim_params,
     claim_statement,
@@ -45,23 +44,6 @@ def failover_disabled() -> ApiError:
         "failover_disabled",
         "SMS failover is not enabled for this workspace, so the edge does not send for it; nothing was sent.",
     )
-
-
-class EnabledOnlyLedgerStore(SqlLedgerStore):
-    """core's SQL store whose claim also requires the workspace's failover to be enabled in the mirror."""
-
-    def __init__(self, db: SqlExecutor) -> None:
-        super().__init__(db)
-        self._sql = db
-
-    async def try_claim(self, record: LedgerRecord) -> bool:
-        rows = await self._sql.fetch(_CLAIM_IF_ENABLED, [*claim_params(record), record.workspace_id])
-        if rows:
-            return True
-        existing = await self.get(record.workspace_id, record.key)
-        if existing is None or existing.state is LedgerState.RELEASED:
-            raise failover_disabled()  # nothing here to answer from, and the edge may not send for it
-        return False
 
 
 class SendOpening:

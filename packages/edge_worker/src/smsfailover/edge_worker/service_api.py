@@ -18,15 +18,17 @@ from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
 from smsfailover.core.ledger import LedgerRecord, LedgerState, LedgerStore
-from smsfailover.core.message import validate_idempotency_key, validate_workspace_id
+from smsfailover.core.message import validate_workspace_id
 from smsfailover.core.messages_api import ApiRequest, ApiResponse
 from smsfailover.core.numbers import whole_number
 from smsfailover.edge_worker.ledger_batch import MAX_OPS, run_batch
 from smsfailover.edge_worker.ledger_json import (
     record_from_json,
-    require_number,
+    require_claim,
     require_object,
     require_str,
+    time_or_now,
+    ws_key,
 )
 from smsfailover.edge_worker.mirror import MirroredSettings, SettingsMirror
 from smsfailover.edge_worker.shards import Shards
@@ -68,16 +70,14 @@ class ServiceApi:
 
     async def claim(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
         self._service(request)
-        record = record_from_json(_body(request).get("record"))
-        if record.state is not LedgerState.CLAIMED:
-            raise ApiError(422, "invalid_request", "A claim must be in state claimed.", field="record.state")
+        record = require_claim(_body(request).get("record"))
         claimed = await self._ledger.try_claim(record)
         current = await self._ledger.get(record.workspace_id, record.key)
         return _ok({"claimed": claimed, "record": current.to_json() if current else None})
 
     async def get_record(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
         self._service(request)
-        workspace_id, key = _ws_key(params["ws"], params["key"])
+        workspace_id, key = ws_key(params["ws"], params["key"])
         record = await self._ledger.get(workspace_id, key)
         if record is None:
             raise ApiError(404, "not_found", "No ledger record has this workspace and key.")
@@ -87,19 +87,21 @@ class ServiceApi:
         """Complete the claim named by `message_id` (fenced: another attempt's claim is left as it is)."""
         self._service(request)
         body = _body(request)
-        workspace_id, key = _ws_key(require_str(body, "workspace_id"), require_str(body, "key"))
+        workspace_id, key = ws_key(require_str(body, "workspace_id"), require_str(body, "key"))
         message = require_object(body.get("message"), "message")
         message_id = require_str(body, "message_id")
-        await self._ledger.complete(workspace_id, key, dict(message), _now(body, self._clock), message_id=message_id)
+        await self._ledger.complete(
+            workspace_id, key, dict(message), time_or_now(body, self._clock), message_id=message_id
+        )
         return await self._current(workspace_id, key)
 
     async def release(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
         """Release the claim named by `message_id`; a late retried release never frees someone else's claim."""
         self._service(request)
         body = _body(request)
-        workspace_id, key = _ws_key(require_str(body, "workspace_id"), require_str(body, "key"))
+        workspace_id, key = ws_key(require_str(body, "workspace_id"), require_str(body, "key"))
         message_id = require_str(body, "message_id")
-        await self._ledger.release(workspace_id, key, _now(body, self._clock), message_id=message_id)
+        await self._ledger.release(workspace_id, key, time_or_now(body, self._clock), message_id=message_id)
         record = await self._ledger.get(workspace_id, key)
         return _ok({"record": record.to_json() if record else None})
 
@@ -229,16 +231,6 @@ def _body(request: ApiRequest) -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
     return data
-
-
-def _ws_key(workspace_id: str, key: str) -> tuple[str, str]:
-    validate_workspace_id(workspace_id)
-    validate_idempotency_key(key)
-    return workspace_id, key
-
-
-def _now(body: Mapping[str, Any], clock: Clock) -> float:
-    return require_number(body, "now") if "now" in body else clock.time()
 
 
 # A number this large cannot be epoch seconds (year 5138): it is epoch milliseconds, as the origin stores times.

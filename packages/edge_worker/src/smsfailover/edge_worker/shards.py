@@ -65,9 +65,6 @@ class Shards:
     def index(self, workspace_id: str, key: str) -> int:
         return shard_of(workspace_id, key, self.count)
 
-    def for_key(self, workspace_id: str, key: str) -> BatchExecutor:
-        return self.databases[self.index(workspace_id, key)]
-
     async def batch(self, index: int, statements: Sequence[Statement], now_ms: int) -> list[list[dict[str, Any]]]:
         """One transaction on shard `index`, led by the identity check; each statement's rows. A failed check
         makes this isolate verify its shards again before it serves the next request."""

@@ -48,10 +48,6 @@ class EdgeCompletions:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @property
-    def pending(self) -> int:
-        return len(self._tasks)
-
     async def drain(self, timeout_s: float) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
