@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ class FakeClock:
 
 
 class FakeSleep:
-    """Records every wait and advances the fake clock instead of sleeping."""
+    """Records every wait and advances the fake clock instead of sleeping. Time passes only once the other
+    runnable tasks have had their turns, as on a virtual-time loop: a fake answer that takes no fake time
+    comes before any timer."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
@@ -36,7 +39,12 @@ class FakeSleep:
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+        for _ in range(_SETTLE_TURNS):
+            await asyncio.sleep(0)
         self.clock.now += seconds
+
+
+_SETTLE_TURNS = 50  # loop turns for in-memory requests (MockTransport) to finish before fake time moves
 
 
 class StaticSettings:
@@ -82,6 +90,16 @@ def error(status: int, code: str, field_name: str | None = None, **headers: str)
     return lambda _: httpx2.Response(status, json={"error": body}, headers=headers)
 
 
+def setting(enabled: bool) -> Handler:
+    """A settings GET's answer (the origin's setting, or the edge's mirror of it)."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        assert request.url.path.endswith("/settings"), f"unexpected {request.method} {request.url}"
+        return httpx2.Response(200, json={"workspace_id": "w1", "sms_failover_enabled": enabled})
+
+    return handler
+
+
 def in_progress(retry_after: str = "1") -> Handler:
     return error(409, "idempotency_in_progress", **{"Retry-After": retry_after})
 
@@ -102,17 +120,32 @@ class Call:
 
 @dataclass
 class FakeEndpoints:
-    """Each host answers from a queue of handlers (the last one repeats); every request is recorded."""
+    """Each host answers from a queue of handlers (the last one repeats); every request is recorded. A host in
+    `settings` answers its settings GETs from that handler instead, whenever they come (the router reads the
+    setting beside its first attempt, so their order is not fixed)."""
 
     clock: FakeClock
     origin: list[Handler] = field(default_factory=list)
     edge: list[Handler] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    settings: dict[str, Handler] = field(default_factory=dict)
 
     def timeout(self) -> Handler:
         """No answer: the fake clock moves on by the request's read timeout, then the client times out."""
 
         def handler(request: httpx2.Request) -> httpx2.Response:
+            self.clock.now += float(request.extensions["timeout"]["read"])
+            raise httpx2.ReadTimeout("timed out", request=request)
+
+        return handler
+
+    def black_hole(self) -> Handler:
+        """No answer ever: the request waits until it is cancelled; if nobody cancels it within many loop turns
+        (longer than any FakeSleep), the fake clock moves on by its read timeout and the client times out."""
+
+        async def handler(request: httpx2.Request) -> httpx2.Response:
+            for _ in range(_SETTLE_TURNS * 20):
+                await asyncio.sleep(0)
             self.clock.now += float(request.extensions["timeout"]["read"])
             raise httpx2.ReadTimeout("timed out", request=request)
 
@@ -125,6 +158,8 @@ class FakeEndpoints:
         key = request.headers.get("idempotency-key") or request.url.params.get("idempotency_key")
         self.calls.append(Call(host, request.method, request.url.path, key, timeout, body))
         queue = self.origin if host == "origin" else self.edge
+        if request.method == "GET" and request.url.path.endswith("/settings") and host in self.settings:
+            queue = [self.settings[host]]
         assert queue, f"unexpected call to {host}"
         handler = queue.pop(0) if len(queue) > 1 else queue[0]
         result = handler(request)

@@ -15,19 +15,10 @@ from smsfailover.core.config import ClientConfig
 from smsfailover.core.errors import ConfigurationError, MessageRejected, SendFailed
 from smsfailover.core.router import Attempt, BreakerRegistry, RouteResult
 
-from .fakes import EDGE, ORIGIN, FakeClock, FakeEndpoints, FakeSleep, error, message, refused, sent
+from .fakes import EDGE, ORIGIN, FakeClock, FakeEndpoints, FakeSleep, error, message, refused, sent, setting
 
 SECRET = "unit-test-secret-" + "x" * 32
 CONFIG = ClientConfig(origin_url=ORIGIN, edge_url=EDGE, token="tok")
-
-
-def settings_handler(enabled: bool) -> Any:
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        if request.url.path.endswith("/settings"):
-            return httpx2.Response(200, json={"workspace_id": "w1", "sms_failover_enabled": enabled})
-        raise AssertionError(f"unexpected {request.method} {request.url}")
-
-    return handler
 
 
 class Rig:
@@ -50,13 +41,14 @@ async def rig() -> AsyncIterator[Rig]:
     await made.client.aclose()
 
 
-def _route_then(*handlers: Any) -> list[Any]:
-    """The origin answers the settings GET first, then the given handlers."""
-    return [settings_handler(True), *handlers]
+def _route(rig: Rig, *handlers: Any) -> None:
+    """The origin has failover on and answers its other requests with the given handlers."""
+    rig.endpoints.settings["origin"] = setting(True)
+    rig.endpoints.origin = list(handlers)
 
 
 async def test_send_message_returns_a_send_result(rig: Rig) -> None:
-    rig.endpoints.origin = _route_then(sent("origin"))
+    _route(rig, sent("origin"))
     result = await rig.client.send_message(
         to="+1 (626) 663-5938",
         content="hello",
@@ -90,7 +82,7 @@ async def test_send_message_returns_a_send_result(rig: Rig) -> None:
 
 
 async def test_a_key_is_minted_once_per_message_and_reused_on_failover(rig: Rig) -> None:
-    rig.endpoints.origin = _route_then(refused)
+    _route(rig, refused)
     rig.endpoints.edge = [sent("edge")]
     result = await rig.client.send_message(to="+16266635938", content="hi", workspace_id="w1")
     posts = [c for c in rig.endpoints.calls if c.method == "POST"]
@@ -102,7 +94,7 @@ async def test_a_key_is_minted_once_per_message_and_reused_on_failover(rig: Rig)
 
 
 async def test_an_unparseable_number_goes_to_the_server_as_given(rig: Rig) -> None:
-    rig.endpoints.origin = _route_then(error(422, "invalid_phone_number", "to"))
+    _route(rig, error(422, "invalid_phone_number", "to"))
     with pytest.raises(MessageRejected) as caught:
         await rig.client.send_message(to="12", content="hi", workspace_id="w1")
     assert rig.endpoints.calls[-1].body == {"to": "12", "content": "hi", "workspace_id": "w1"}
@@ -110,7 +102,7 @@ async def test_an_unparseable_number_goes_to_the_server_as_given(rig: Rig) -> No
 
 
 async def test_an_unknown_outcome_is_a_result_with_status_unknown(rig: Rig) -> None:
-    rig.endpoints.origin = _route_then(error(409, "idempotency_in_progress", **{"Retry-After": "5"}))
+    _route(rig, error(409, "idempotency_in_progress", **{"Retry-After": "5"}))
     result = await rig.client.send_message(to="+16266635938", content="hi", workspace_id="w1")
     assert (result.status, result.message_id, result.endpoint) == ("unknown", None, "origin")
     assert result.requires_refresh is False
@@ -196,7 +188,7 @@ async def test_conditional_failover_raises_on_a_layer_bug_and_takes_message() ->
 
 
 async def test_conditional_failover_sends_message_as_content(rig: Rig) -> None:
-    rig.endpoints.origin = _route_then(sent("origin"))
+    _route(rig, sent("origin"))
     result = await rig.client.send_sms_with_conditional_failover(
         to="+16266635938", message="hi", workspace_id="w1", media_urls=None
     )
@@ -277,7 +269,7 @@ async def test_status_merges_the_origin_view_with_this_clients_breaker_and_metri
         assert request.url.path == "/v1/workspaces/w1/sms-failover/status"
         return httpx2.Response(200, json=origin_status)
 
-    rig.endpoints.origin = _route_then(sent("origin"), status)
+    _route(rig, sent("origin"), status)
     await rig.client.send_message(to="+16266635938", content="hi", workspace_id="w1")
     merged = await rig.client.get_sms_failover_status("w1")
     assert merged["enabled"] is True
@@ -307,7 +299,7 @@ async def test_status_keeps_a_shared_breaker_apart(rig: Rig) -> None:
 
 async def test_status_with_the_origin_down_comes_from_the_edge_mirror(rig: Rig) -> None:
     rig.endpoints.origin = [refused]
-    rig.endpoints.edge = [settings_handler(True)]
+    rig.endpoints.edge = [setting(True)]
     for _ in range(3):
         rig.client.router.breaker.record_failure(rig.client.router.breaker.try_acquire())
     status = await rig.client.get_sms_failover_status("w1")
@@ -341,7 +333,8 @@ def test_send_result_from_a_sparse_body() -> None:
 def test_sync_client_runs_the_async_client_on_a_private_loop() -> None:
     clock = FakeClock()
     endpoints = FakeEndpoints(clock)
-    endpoints.origin = [settings_handler(False), sent("origin")]
+    endpoints.settings["origin"] = setting(False)
+    endpoints.origin = [sent("origin")]
     with SyncFailoverClient(
         CONFIG, transport=endpoints.transport(), clock=clock, breakers=BreakerRegistry()
     ) as blocking:
@@ -350,7 +343,7 @@ def test_sync_client_runs_the_async_client_on_a_private_loop() -> None:
         endpoints.origin = [sent("origin")]
         again = blocking.send_sms_with_conditional_failover(to="+16266635938", message="hi", workspace_id="w1")
         assert again.endpoint == "origin"
-        endpoints.origin = [settings_handler(False)]
+        endpoints.origin = [setting(False)]
         assert blocking.get_settings("w1")["sms_failover_enabled"] is False
         assert blocking.set_failover_enabled("w1", False)["sms_failover_enabled"] is False
         endpoints.origin = [lambda _: httpx2.Response(200, json={"enabled": False, "breaker": None})]
@@ -372,7 +365,8 @@ def test_sync_client_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_module_functions_use_one_default_client_per_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     endpoints = FakeEndpoints(clock)
-    endpoints.origin = [settings_handler(False), sent("origin")]
+    endpoints.settings["origin"] = setting(False)
+    endpoints.origin = [sent("origin")]
     built: list[FailoverClient] = []
 
     def factory(**_: Any) -> FailoverClient:

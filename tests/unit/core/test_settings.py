@@ -136,15 +136,17 @@ async def test_concurrent_lookups_share_one_fetch() -> None:
     assert len(calls) == 1
 
 
-async def test_a_cancelled_fetch_gives_waiters_the_fallback() -> None:
+async def test_a_cancelled_origin_read_sends_its_waiters_on_to_the_edge_mirror() -> None:
     gate = asyncio.Event()
 
-    class HangingTransport:
-        async def get_json(self, url: str, *, token: str | None, timeout_s: float) -> object:
-            await gate.wait()
-            raise AssertionError("never answers")
+    class HangingOrigin:
+        async def get_json(self, url: str, *, token: str | None, timeout_s: float) -> TransportReply:
+            if url.startswith(ORIGIN):
+                await gate.wait()
+                raise AssertionError("never answers")
+            return TransportReply(200, {"sms_failover_enabled": True}, {})
 
-    cache = CachedSettings(HangingTransport(), origin_url=ORIGIN, edge_url=EDGE, clock=FakeClock())  # type: ignore[arg-type]
+    cache = CachedSettings(HangingOrigin(), origin_url=ORIGIN, edge_url=EDGE, clock=FakeClock())  # type: ignore[arg-type]
     first = asyncio.create_task(cache.failover_enabled("w1", token="tok"))
     for _ in range(5):
         await asyncio.sleep(0)
@@ -152,7 +154,8 @@ async def test_a_cancelled_fetch_gives_waiters_the_fallback() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
     first.cancel()
-    assert await waiter is False
+    assert await waiter is True  # not cancelled itself: it asks the next source
+    assert cache.source_of("w1") == "edge"
     with pytest.raises(asyncio.CancelledError):
         await first
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, NoReturn
 
@@ -38,7 +38,7 @@ from smsfailover.core.errors import MessageRejected, SendFailed
 from smsfailover.core.hedging import HedgeBudget, OriginLatency
 from smsfailover.core.log import log_event
 from smsfailover.core.metrics import EndpointMetrics
-from smsfailover.core.settings import SettingsSource
+from smsfailover.core.settings import CachedSettings, SettingsSource
 from smsfailover.core.transport import (
     EndpointTransport,
     TransportError,
@@ -250,34 +250,90 @@ class FailoverRouter:
         started = self._clock.monotonic()
         deadline = started + self.config.send_deadline_s
         workspace_id = str(body.get("workspace_id", ""))
-        enabled = await self._settings.failover_enabled(workspace_id, token=token)
         context = _Send(body, token, idempotency_key, workspace_id, deadline, started)
+        staged = self._settings if isinstance(self._settings, CachedSettings) else None
+        enabled = staged.known(workspace_id) if staged is not None else None
+        if staged is not None and enabled is None:
+            return await self._send_reading_settings(context, staged)
+        if enabled is None:  # a source that only answers whole (tests, custom sources): ask it first
+            enabled = await self._settings.failover_enabled(workspace_id, token=token)
         if not enabled:
-            log_event("route.origin_only", workspace_id=workspace_id, idempotency_key=idempotency_key)
             return await self.send_origin_only(context)
-        return await self._send_with_failover(context)
+        return await self._send_with_failover(context, await self.breaker_store.acquire())
 
     async def send_origin_only(self, send: _Send) -> RouteResult:
+        log_event("route.origin_only", workspace_id=send.workspace_id, idempotency_key=send.idempotency_key)
         answer = await self._try_endpoint(ORIGIN, send, self.config.origin_only_timeout_s)
         return self._finish(send, [answer], enabled=False)
 
-    async def _send_with_failover(self, send: _Send) -> RouteResult:
-        answers: list[_EndpointAnswer] = []
+    async def _send_reading_settings(self, send: _Send, settings: CachedSettings) -> RouteResult:
+        """The setting is not cached: both modes begin at the origin, so the origin attempt starts at once and
+        the setting is read beside it. The attempt runs under the origin-only timeout until the setting says
+        failover is on; then it gets the failover timeout, counted from its start. The caller pays one origin
+        timeout, not one for the setting and another for the send. The edge mirror is asked only when the
+        origin's read gave no answer, or when the breaker is open (the origin is then not asked at all)."""
         permission = await self.breaker_store.acquire()
+        if not permission.allowed:
+            if await settings.read_edge(send.workspace_id, token=send.token):
+                return await self._send_with_failover(send, permission)
+            return await self.send_origin_only(send)
+        opened = self._clock.monotonic()
+        limit = _RequestLimit(self.config.origin_only_timeout_s)
+        origin = asyncio.ensure_future(self._try_endpoint(ORIGIN, send, limit.seconds, limit=limit))
+        try:
+            enabled = await settings.read_origin(send.workspace_id, token=send.token)
+            if enabled is None:
+                enabled = await settings.read_edge(send.workspace_id, token=send.token)
+        except BaseException:
+            origin.cancel()
+            self.breaker_store.release(permission)
+            raise
+        if not enabled:
+            self.breaker_store.release(permission)  # origin-only sends give the breaker no verdict
+            log_event("route.origin_only", workspace_id=send.workspace_id, idempotency_key=send.idempotency_key)
+            return self._finish(send, [await origin], enabled=False)
+        bounded = asyncio.ensure_future(self._within(origin, limit, opened, self.config.origin_timeout_s))
+        return await self._send_with_failover(send, permission, origin=bounded)
+
+    async def _within(
+        self, attempt: asyncio.Future[_EndpointAnswer], limit: _RequestLimit, opened: float, timeout_s: float
+    ) -> _EndpointAnswer:
+        """The attempt under the failover timeout from now on. Its first request, already on the wire, gets
+        `timeout_s` counted from its start: past that it is cancelled, a timeout like the transport's own (the
+        request may have gone out). Its later requests (polls of a claim in flight) take `timeout_s` each."""
+        limit.seconds = timeout_s
+        if limit.replied.is_set():
+            return await attempt
+        replied = asyncio.ensure_future(limit.replied.wait())
+        timer: asyncio.Future[Any] = asyncio.ensure_future(
+            self._sleep(max(0.0, opened + timeout_s - self._clock.monotonic()))
+        )
+        try:
+            await asyncio.wait({attempt, replied, timer}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            attempt.cancel()
+            raise
+        finally:
+            timer.cancel()
+            replied.cancel()
+        if not attempt.done() and not limit.replied.is_set():
+            attempt.cancel()
+            await asyncio.wait({attempt})  # let it unwind; it may still have finished first
+        if attempt.cancelled():
+            return self._answer(ORIGIN, Outcome.TIMEOUT, opened, None, healthy=False, verdict=_Verdict.MAYBE_SENT)
+        return await attempt
+
+    async def _send_with_failover(
+        self, send: _Send, permission: StorePermission, origin: asyncio.Future[_EndpointAnswer] | None = None
+    ) -> RouteResult:
+        """`origin`: an origin attempt already under way (started beside the settings read)."""
+        answers: list[_EndpointAnswer] = []
         if self.config.hedging:
             self.hedge_budget.deposit()
         if permission.allowed:
-            origin = asyncio.ensure_future(self._try_endpoint(ORIGIN, send, self.config.origin_timeout_s))
-            try:
-                if await self._should_hedge(send, origin):
-                    await self._race(send, permission, origin, answers)
-                    return self._finish(send, answers, enabled=True)
-                answer = await origin
-            except BaseException:  # cancelled (or a bug): free a probe slot now instead of after its timeout
-                origin.cancel()
-                if not origin.done() or origin.cancelled():
-                    self.breaker_store.release(permission)
-                raise
+            answer = await self._origin_first(send, permission, answers, origin)
+            if answer is None:  # a hedge race settled it
+                return self._finish(send, answers, enabled=True)
             answers.append(answer)
             await self._origin_answered(permission, answer)
             if answer.attempt.outcome not in _FAILOVER_OUTCOMES:  # 2xx, 4xx (429 too), or still in flight
@@ -301,6 +357,33 @@ class FailoverRouter:
             )
         answers.append(await self._try_endpoint(EDGE, send, self.config.edge_timeout_s))
         return self._finish(send, answers, enabled=True)
+
+    async def _origin_first(
+        self,
+        send: _Send,
+        permission: StorePermission,
+        answers: list[_EndpointAnswer],
+        origin: asyncio.Future[_EndpointAnswer] | None,
+    ) -> _EndpointAnswer | None:
+        """The origin attempt's answer, or None when a hedge race ran instead (its answers are in `answers`)."""
+        if origin is None and not self.config.hedging:
+            try:
+                return await self._try_endpoint(ORIGIN, send, self.config.origin_timeout_s)  # no task: the hot path
+            except BaseException:  # cancelled (or a bug): free a probe slot now instead of after its timeout
+                self.breaker_store.release(permission)
+                raise
+        if origin is None:
+            origin = asyncio.ensure_future(self._try_endpoint(ORIGIN, send, self.config.origin_timeout_s))
+        try:
+            if await self._should_hedge(send, origin):
+                await self._race(send, permission, origin, answers)
+                return None
+            return await origin
+        except BaseException:
+            origin.cancel()
+            if not origin.done() or origin.cancelled():
+                self.breaker_store.release(permission)
+            raise
 
     async def _should_hedge(self, send: _Send, origin: asyncio.Future[_EndpointAnswer]) -> bool:
         """Wait up to the hedge delay for the origin; True when it is still running and the budget allows a
@@ -378,8 +461,11 @@ class FailoverRouter:
         else:
             await self.breaker_store.record(permission, healthy=healthy)
 
-    async def _try_endpoint(self, endpoint: str, send: _Send, timeout_s: float) -> _EndpointAnswer:
-        """POST, and while the key is in flight poll it; 404 after a 409 means it was released: POST again."""
+    async def _try_endpoint(
+        self, endpoint: str, send: _Send, timeout_s: float, *, limit: _RequestLimit | None = None
+    ) -> _EndpointAnswer:
+        """POST, and while the key is in flight poll it; 404 after a 409 means it was released: POST again.
+        Each request's timeout is `timeout_s`, or the `limit` (which may change) when one is given."""
         base_url = self.config.origin_url if endpoint == ORIGIN else self.config.edge_url
         started = self._clock.monotonic()
         post = True
@@ -388,6 +474,8 @@ class FailoverRouter:
             remaining = send.deadline - self._clock.monotonic()
             if remaining <= 0:
                 break
+            if limit is not None:
+                timeout_s = limit.seconds
             try:
                 if post:
                     reply = await self._transport.post_message(
@@ -403,11 +491,15 @@ class FailoverRouter:
                     )
             except TransportError as exc:
                 outcome = _TRANSPORT_OUTCOME.get(type(exc), Outcome.CONNECT_ERROR)
+                if limit is not None:
+                    limit.replied.set()
                 # Only a refused connection of a POST proves nothing went out; while polling, the key is
                 # claimed at this endpoint, and losing the endpoint leaves that claim unknown.
                 sure = outcome is Outcome.CONNECT_ERROR and post
                 verdict = _Verdict.NOT_SENT if sure else _Verdict.MAYBE_SENT
                 return self._answer(endpoint, outcome, started, None, healthy=False, verdict=verdict)
+            if limit is not None:
+                limit.replied.set()
             if reply.status == 409 and reply.error_code == "idempotency_in_progress":
                 wait = reply.retry_after_s(self.config.in_progress_retry_s)
                 log_event(
@@ -524,6 +616,15 @@ class FailoverRouter:
             idempotency_key=send.idempotency_key,
         )
         return RouteResult(message, endpoint, send.idempotency_key, attempts, latency_ms, enabled)
+
+
+@dataclass(slots=True)
+class _RequestLimit:
+    """The timeout of each request of an attempt begun before the setting was known, and whether one has
+    been answered yet (until then the first request may still be cut to the failover timeout)."""
+
+    seconds: float
+    replied: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True, slots=True)

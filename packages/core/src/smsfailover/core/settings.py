@@ -6,6 +6,10 @@ neither answers the last known value stays in use (and is retried after another 
 never seen at all reads as the contract's default, disabled, and that is logged, since it means failover
 cannot help right now.
 Concurrent lookups of one workspace share a single fetch.
+
+The router reads the two sources one at a time when a send needs it (`known`, `read_origin`, `read_edge`):
+the origin's read runs beside the send's first origin attempt, and the edge mirror is asked only when the
+origin gave no usable answer or its breaker is open, so a workspace with failover off costs no edge request.
 """
 
 from __future__ import annotations
@@ -56,26 +60,49 @@ class CachedSettings:
         self._origin_timeout_s = origin_timeout_s
         self._edge_timeout_s = edge_timeout_s
         self._entries: dict[str, _Entry] = {}
-        self._inflight: dict[str, asyncio.Future[bool]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[bool | None]] = {}
 
     async def failover_enabled(self, workspace_id: str, *, token: str) -> bool:
+        """The setting, from the cache, the origin, or the edge mirror, in that order."""
+        enabled = self.known(workspace_id)
+        if enabled is not None:
+            return enabled
+        enabled = await self.read_origin(workspace_id, token=token)
+        return enabled if enabled is not None else await self.read_edge(workspace_id, token=token)
+
+    def known(self, workspace_id: str) -> bool | None:
+        """The cached value while it is fresh; None when it must be read."""
         entry = self._entries.get(workspace_id)
         if entry is not None and self._clock.monotonic() - entry.checked_at < self._ttl_s:
             return entry.enabled
-        pending = self._inflight.get(workspace_id)
+        return None
+
+    async def read_origin(self, workspace_id: str, *, token: str) -> bool | None:
+        """The origin's answer (cached), or None when it gave none. Nothing is cached on failure: the caller
+        goes on to the edge mirror."""
+        return await self._shared("origin", workspace_id, token)
+
+    async def read_edge(self, workspace_id: str, *, token: str) -> bool:
+        """The edge mirror's answer; when it gives none, the last known value (or the default, disabled)."""
+        enabled = await self._shared("edge", workspace_id, token)
+        return enabled if enabled is not None else self._keep_last_known(workspace_id)
+
+    async def _shared(self, source: str, workspace_id: str, token: str) -> bool | None:
+        """One fetch per source and workspace at a time; concurrent callers wait for it."""
+        pending = self._inflight.get((source, workspace_id))
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._inflight[workspace_id] = future
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._inflight[(source, workspace_id)] = future
         try:
-            enabled = await self._refresh(workspace_id, token)
-        except BaseException:  # e.g. cancelled: hand the waiters the fallback, not the cancellation
-            future.set_result(self._fallback(workspace_id))
+            enabled = await self._read(source, workspace_id, token)
+        except BaseException:  # e.g. cancelled: the waiters get "no answer" and go on, not the cancellation
+            future.set_result(None)
             raise
         else:
             future.set_result(enabled)
         finally:
-            del self._inflight[workspace_id]
+            del self._inflight[(source, workspace_id)]
         return enabled
 
     def source_of(self, workspace_id: str) -> str | None:
@@ -93,17 +120,14 @@ class CachedSettings:
         else:
             self._entries.pop(workspace_id, None)
 
-    async def _refresh(self, workspace_id: str, token: str) -> bool:
-        path = settings_path(workspace_id)
-        for source, base, timeout_s in (
-            ("origin", self._origin_url, self._origin_timeout_s),
-            ("edge", self._edge_url, self._edge_timeout_s),
-        ):
-            enabled = await self._fetch(source, base + path, token, timeout_s, workspace_id)
-            if enabled is not None:
-                self._entries[workspace_id] = _Entry(enabled, self._clock.monotonic(), source)
-                return enabled
-        return self._keep_last_known(workspace_id)
+    async def _read(self, source: str, workspace_id: str, token: str) -> bool | None:
+        base, timeout_s = (
+            (self._origin_url, self._origin_timeout_s) if source == "origin" else (self._edge_url, self._edge_timeout_s)
+        )
+        enabled = await self._fetch(source, base + settings_path(workspace_id), token, timeout_s, workspace_id)
+        if enabled is not None:
+            self._entries[workspace_id] = _Entry(enabled, self._clock.monotonic(), source)
+        return enabled
 
     async def _fetch(self, source: str, url: str, token: str, timeout_s: float, workspace_id: str) -> bool | None:
         try:
