@@ -31,3 +31,10 @@ async def direct_send(http: httpx2.AsyncClient, url: str, token: str, workspace:
     if reply.status_code != 201:
         raise RuntimeError(f"{url} answered {reply.status_code}: {reply.text[:200]}")
     return elapsed
+
+
+async def direct_sends(url: str, token: str, workspace: str, count: int, label: str) -> list[float]:
+    """`count` sequential direct POSTs to one endpoint (after one warm-up), latencies in ms."""
+    async with httpx2.AsyncClient(timeout=10.0) as http:
+        await direct_send(http, url, token, workspace, f"{label} warm-up {time.time_ns()}")
+        return [await direct_send(http, url, token, workspace, f"{label} {n} {time.time_ns()}") for n in range(count)]

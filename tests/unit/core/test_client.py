@@ -219,6 +219,34 @@ def test_token_precedence() -> None:
         none.token_for("w9")
 
 
+def test_a_minted_token_is_reused_for_half_its_life() -> None:
+    clock = FakeClock()
+    minting = FailoverClient(
+        ClientConfig(origin_url=ORIGIN, edge_url=EDGE, jwt_secret=SECRET),
+        transport=FakeEndpoints(clock).transport(),
+        clock=clock,
+    )
+    first = minting.token_for("w1")
+    clock.now += 1799
+    assert minting.token_for("w1") == first
+    assert minting.token_for("w2") != first  # one per workspace
+    clock.now += 1
+    renewed = minting.token_for("w1")
+    assert renewed != first
+    claims = jwt.decode(renewed, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["iat"] == int(clock.now)
+
+
+async def test_strict_e164_goes_as_it_is_and_friendlier_input_is_normalized(rig: Rig) -> None:
+    _route(rig, sent("origin"))
+    await rig.client.send_message(to="+442079460958", content="hi", workspace_id="w1")
+    await rig.client.send_message(to="+44 20 7946 0958", content="hi", workspace_id="w1")
+    await rig.client.send_message(to="+1 626 663 5938\n", content="hi", workspace_id="w1")
+    posted = [c.body["to"] for c in rig.endpoints.calls if c.method == "POST" and c.body]
+    assert posted == ["+442079460958", "+442079460958", "+16266635938"]
+
+
 async def test_a_per_call_token_overrides_the_environment(rig: Rig) -> None:
     seen: list[str | None] = []
 

@@ -5,7 +5,7 @@ import asyncio
 import httpx2
 import pytest
 from smsfailover.core.errors import MessageRejected, SendFailed
-from smsfailover.core.hedging import HEDGE_MIN_S, HedgeBudget, hedge_delay_s
+from smsfailover.core.hedging import HEDGE_MIN_S, HedgeBudget, OriginLatency, hedge_delay_s
 from smsfailover.core.router import BreakerRegistry, FailoverRouter, RouterConfig, RouteResult
 
 from .fakes import EDGE, ORIGIN, FakeClock, FakeEndpoints, FakeSleep, Handler, StaticSettings, message, sent
@@ -31,8 +31,9 @@ class HedgeRig:
             sleep=self.sleep,
             breakers=BreakerRegistry(),
         )
-        for _ in range(samples):
-            self.router.hedge_latency.record(p95_ms)
+        slow = samples // 5  # a fifth at p95_ms, the rest at a third of it: the p95 is p95_ms, 2 x p50 below it
+        for n in range(samples):
+            self.router.hedge_latency.record(p95_ms if n < slow else p95_ms / 3)
 
     async def sleep(self, seconds: float) -> None:
         await self.fake_sleep(seconds)
@@ -62,10 +63,30 @@ class HedgeRig:
 
 def test_delay_is_the_p95_clamped_to_the_floor_and_below_the_timeout() -> None:
     assert hedge_delay_s(300.0, samples=20, origin_timeout_s=2.0) == pytest.approx(0.3)
-    assert hedge_delay_s(10.0, samples=20, origin_timeout_s=2.0) == HEDGE_MIN_S
+    assert hedge_delay_s(10.0, samples=20, origin_timeout_s=2.0) == HEDGE_MIN_S == 0.02
+    assert hedge_delay_s(40.0, samples=20, origin_timeout_s=2.0) == pytest.approx(0.04)  # the old 250 ms floor is gone
     assert hedge_delay_s(5000.0, samples=20, origin_timeout_s=2.0) is None  # plain failover does it anyway
     assert hedge_delay_s(300.0, samples=3, origin_timeout_s=2.0) is None
     assert hedge_delay_s(None, samples=0, origin_timeout_s=2.0) is None
+
+
+def test_a_tight_distribution_hedges_at_twice_the_median() -> None:
+    # p95 barely above p50: hedging at the p95 would copy ordinary calls; 2 x p50 waits for a real outlier.
+    assert hedge_delay_s(33.0, p50_ms=30.0, samples=20, origin_timeout_s=2.0) == pytest.approx(0.06)
+    assert hedge_delay_s(300.0, p50_ms=30.0, samples=20, origin_timeout_s=2.0) == pytest.approx(0.3)
+
+
+def test_the_delay_is_read_from_the_window_at_most_once_a_second() -> None:
+    clock = FakeClock()
+    latency = OriginLatency(clock)
+    for _ in range(20):
+        latency.record(100.0)
+    first = latency.delay_s(origin_timeout_s=2.0)
+    for _ in range(200):
+        latency.record(500.0)
+    assert latency.delay_s(origin_timeout_s=2.0) == first  # same second: the reading is reused
+    clock.now += 1.0
+    assert latency.delay_s(origin_timeout_s=2.0) == pytest.approx(1.0, rel=0.05)  # 2 x the new p50
 
 
 def test_budget_caps_hedges_at_its_share_of_sends() -> None:

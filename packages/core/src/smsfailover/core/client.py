@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import threading
 import urllib.parse
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 TOKEN_TTL_S = 3600
+_TOKEN_REUSE_S = TOKEN_TTL_S / 2  # a minted token is reused while at least half its life is left
+_TOKEN_CACHE_MAX = 10_000  # workspaces; past this the cache starts again (a token is cheap to mint once)
+_STRICT_E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # already E.164: phonenumbers would give it back unchanged
 _GATEWAY_5XX = frozenset({502, 504})  # a gateway lost the origin's answer: the origin may have sent
 
 
@@ -139,6 +143,7 @@ class FailoverClient:
             metrics=self._metrics,
             breakers=breakers,
         )
+        self._minted: dict[str, tuple[str, float]] = {}  # workspace -> (token, reuse until: wall clock)
         self._shared_store: RedisBreakerStore | None = None
         self._pending_resets: set[asyncio.Task[None]] = set()
         if config.breaker_redis_url:
@@ -323,12 +328,25 @@ class FailoverClient:
         if self.config.token:
             return self.config.token
         if self.config.jwt_secret:
-            from smsfailover.core.auth import issue_token
-
-            return issue_token(self.config.jwt_secret, workspace_id=workspace_id, ttl_s=TOKEN_TTL_S)
+            return self._minted_token(self.config.jwt_secret, workspace_id)
         raise ConfigurationError(
             "no API token: set SMSFAILOVER_TOKEN (or SMSFAILOVER_JWT_SECRET to mint one), or pass token="
         )
+
+    def _minted_token(self, secret: str, workspace_id: str) -> str:
+        """A workspace token signed here, reused for half its life: signing one per send was a fifth of the
+        SDK's own cost."""
+        now = self._clock.time()
+        cached = self._minted.get(workspace_id)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        from smsfailover.core.auth import issue_token
+
+        token = issue_token(secret, workspace_id=workspace_id, ttl_s=TOKEN_TTL_S, now=now)
+        if len(self._minted) >= _TOKEN_CACHE_MAX:
+            self._minted.clear()
+        self._minted[workspace_id] = (token, now + _TOKEN_REUSE_S)
+        return token
 
     async def _origin_json(
         self,
@@ -374,7 +392,9 @@ def _body(
 
 def _normalized(to: str) -> str:
     """Friendlier input ("+1 (626) 663-5938") becomes E.164; anything else goes as given, for the server
-    to judge."""
+    to judge. Input already in strict E.164 goes as it is, without the cost of parsing it."""
+    if _STRICT_E164.fullmatch(to):
+        return to
     from smsfailover.core.message import normalize_phone
 
     try:

@@ -304,12 +304,13 @@ class FailoverRouter:
         limit.seconds = timeout_s
         if limit.replied.is_set():
             return await attempt
-        replied = asyncio.ensure_future(limit.replied.wait())
+        replied: asyncio.Future[Any] = asyncio.ensure_future(limit.replied.wait())
         timer: asyncio.Future[Any] = asyncio.ensure_future(
             self._sleep(max(0.0, opened + timeout_s - self._clock.monotonic()))
         )
         try:
-            await asyncio.wait({attempt, replied, timer}, return_when=asyncio.FIRST_COMPLETED)
+            racing: set[asyncio.Future[Any]] = {attempt, replied, timer}
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             attempt.cancel()
             raise

@@ -12,6 +12,7 @@ router's job. `HttpxTransport` imports httpx2 only when built, so `smsfailover.c
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class HttpxTransport:
             headers={"user-agent": USER_AGENT},
             follow_redirects=False,
         )
+        self._timeouts: dict[float, httpx2.Timeout] = {}
 
     async def post_message(
         self, base_url: str, body: Mapping[str, object], *, token: str, idempotency_key: str, timeout_s: float
@@ -134,7 +136,7 @@ class HttpxTransport:
         httpx2 = self._httpx
         try:
             response = await self._client.request(
-                method, url, headers=headers, json=body, timeout=httpx2.Timeout(timeout_s)
+                method, url, headers=headers, json=body, timeout=self._timeout(timeout_s)
             )
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
             raise TransportConnectError(url, f"could not connect: {type(exc).__name__}") from exc
@@ -142,12 +144,25 @@ class HttpxTransport:
             raise TransportTimeout(url, f"no answer within {timeout_s:g} s") from exc
         except httpx2.TransportError as exc:  # written, then the connection broke: the endpoint may have acted
             raise TransportLost(url, f"connection lost: {type(exc).__name__}") from exc
-        return TransportReply(response.status_code, _json_object(response), _lower(response.headers))
+        return TransportReply(response.status_code, _json_object(response.content), _lower(response.headers))
+
+    def _timeout(self, seconds: float) -> httpx2.Timeout:
+        """One Timeout object per value: the router asks for the same few timeouts on every send."""
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            if len(self._timeouts) > _TIMEOUTS_KEPT:
+                self._timeouts.clear()  # deadline-clipped values are all different: keep the cache small
+            timeout = self._timeouts[seconds] = self._httpx.Timeout(seconds)
+        return timeout
 
 
-def _json_object(response: httpx2.Response) -> dict[str, Any] | None:
+_TIMEOUTS_KEPT = 64
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object; JSON is UTF-8 (RFC 8259), so no charset detection is needed."""
     try:
-        parsed = response.json()
+        parsed = json.loads(content)
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None
