@@ -547,7 +547,7 @@ class FailoverRouter:
         latency_ms = round((self._clock.monotonic() - started) * 1000, 1)
         if outcome is not Outcome.IN_PROGRESS:
             self.metrics.record(endpoint, ok=healthy is not False, latency_ms=latency_ms)
-            if endpoint == ORIGIN:
+            if endpoint == ORIGIN and self.config.hedging:  # only a hedging router reads these
                 self.hedge_latency.record(latency_ms)
         return _EndpointAnswer(Attempt(endpoint, outcome.value, latency_ms), reply, healthy, verdict)
 

@@ -47,7 +47,7 @@ class TransportLost(TransportError):
 class TransportReply:
     status: int
     json: dict[str, Any] | None  # None when the body was not a JSON object
-    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    headers: Mapping[str, str] = field(default_factory=dict)  # read with lower-case names (httpx2's are case-blind)
 
     @property
     def error_code(self) -> str | None:
@@ -144,7 +144,7 @@ class HttpxTransport:
             raise TransportTimeout(url, f"no answer within {timeout_s:g} s") from exc
         except httpx2.TransportError as exc:  # written, then the connection broke: the endpoint may have acted
             raise TransportLost(url, f"connection lost: {type(exc).__name__}") from exc
-        return TransportReply(response.status_code, _json_object(response.content), _lower(response.headers))
+        return TransportReply(response.status_code, _json_object(response.content), response.headers)
 
     def _timeout(self, seconds: float) -> httpx2.Timeout:
         """One Timeout object per value: the router asks for the same few timeouts on every send."""
@@ -166,7 +166,3 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None
-
-
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
