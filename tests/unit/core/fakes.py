@@ -170,5 +170,8 @@ class FakeEndpoints:
     def transport(self) -> HttpxTransport:
         return HttpxTransport(transport=httpx2.MockTransport(self))
 
+    def posts(self) -> list[Call]:
+        return [c for c in self.calls if c.method == "POST"]
+
     def hosts(self) -> list[str]:
         return [c.host for c in self.calls]

@@ -151,7 +151,7 @@ def test_send_prints_json_and_normalises_the_number(cli: Cli, capsys: Capture) -
     assert printed["idempotency_key"] == "k-1"
     assert printed["endpoint"] == "origin"
     assert printed["message_id"].startswith("msg_")
-    post = cli.endpoints.calls[-1]
+    post = cli.endpoints.posts()[-1]
     assert post.body == {
         "to": "+16266635938",
         "content": "hi",
@@ -321,7 +321,7 @@ def test_broadcast_optional_columns(cli: Cli) -> None:
         "+16266635938,,c9,https://example.com/a.jpg https://example.com/b.jpg,my-key\n"
     )
     assert _broadcast(cli, path) == 0
-    post = cli.endpoints.calls[-1]
+    post = cli.endpoints.posts()[-1]
     assert post.key == "my-key"
     assert post.body == {
         "to": "+16266635938",

@@ -70,7 +70,7 @@ async def test_send_message_returns_a_send_result(rig: Rig) -> None:
         attempts=(Attempt("origin", "sent", 0.0),),
         latency_ms=0.0,
     )
-    post = rig.endpoints.calls[-1]
+    post = rig.endpoints.posts()[-1]
     assert post.body == {
         "to": "+16266635938",
         "content": "hello",
@@ -97,7 +97,7 @@ async def test_an_unparseable_number_goes_to_the_server_as_given(rig: Rig) -> No
     _route(rig, error(422, "invalid_phone_number", "to"))
     with pytest.raises(MessageRejected) as caught:
         await rig.client.send_message(to="12", content="hi", workspace_id="w1")
-    assert rig.endpoints.calls[-1].body == {"to": "12", "content": "hi", "workspace_id": "w1"}
+    assert rig.endpoints.posts()[-1].body == {"to": "12", "content": "hi", "workspace_id": "w1"}
     assert caught.value.field == "to"
 
 
@@ -192,7 +192,7 @@ async def test_conditional_failover_sends_message_as_content(rig: Rig) -> None:
     result = await rig.client.send_sms_with_conditional_failover(
         to="+16266635938", message="hi", workspace_id="w1", media_urls=None
     )
-    assert rig.endpoints.calls[-1].body == {"to": "+16266635938", "content": "hi", "workspace_id": "w1"}
+    assert rig.endpoints.posts()[-1].body == {"to": "+16266635938", "content": "hi", "workspace_id": "w1"}
     assert result.endpoint == "origin"
 
 

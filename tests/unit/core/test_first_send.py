@@ -4,6 +4,7 @@ figure below is fake time, fixed by the code's logic, not by how fast this machi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -135,3 +136,17 @@ async def test_an_origin_that_answers_409_keeps_being_polled_once_the_setting_is
     assert (result.endpoint, [a.outcome for a in result.attempts]) == ("origin", ["replayed"])
     polls = [r for r in rig.requests() if r[1] == "GET"]
     assert polls == [("origin", "GET", 2.0)]  # later requests take the failover timeout
+
+
+async def test_an_origin_answer_does_not_wait_for_a_slow_settings_read(rig: FirstSendRig) -> None:
+    rig.endpoints.origin = [sent("origin")]
+    rig.endpoints.settings["origin"] = rig.endpoints.black_hole()
+    rig.endpoints.settings["edge"] = setting(True)
+    result = await rig.send()
+    assert (result.endpoint, result.latency_ms, result.failover_enabled) == ("origin", 0.0, None)
+    assert rig.settings.known("w1") is None  # still being read, in the background
+    for _ in range(10_000):  # bounded: the black hole times out after a few thousand loop turns
+        if rig.settings.known("w1") is not None:
+            break
+        await asyncio.sleep(0)
+    assert (rig.settings.known("w1"), rig.settings.source_of("w1")) == (True, "edge")

@@ -147,7 +147,7 @@ class RouteResult:
     idempotency_key: str
     attempts: tuple[Attempt, ...]
     latency_ms: float
-    failover_enabled: bool
+    failover_enabled: bool | None  # None: the origin settled the send before the workspace's setting was read
 
 
 class BreakerRegistry:
@@ -237,6 +237,7 @@ class FailoverRouter:
         )
         self.hedge_budget = HedgeBudget(config.hedge_budget_ratio)
         self.hedge_latency = OriginLatency(self._clock)
+        self._background: set[asyncio.Future[Any]] = set()  # settings reads that outlived their send
         # The `ledger` of the origin's last fresh answer: "local" means it sends on its own ledger (degraded),
         # where a hedged edge attempt cannot see its claims and would send the message a second time.
         self.origin_ledger: str | None = None
@@ -280,20 +281,33 @@ class FailoverRouter:
         opened = self._clock.monotonic()
         limit = _RequestLimit(self.config.origin_only_timeout_s)
         origin = asyncio.ensure_future(self._try_endpoint(ORIGIN, send, limit.seconds, limit=limit))
+        reading = asyncio.ensure_future(_read_setting(settings, send))
         try:
-            enabled = await settings.read_origin(send.workspace_id, token=send.token)
-            if enabled is None:
-                enabled = await settings.read_edge(send.workspace_id, token=send.token)
+            await asyncio.wait({origin, reading}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             origin.cancel()
+            reading.cancel()
             self.breaker_store.release(permission)
             raise
+        if not reading.done() and origin.result().attempt.outcome not in _FAILOVER_OUTCOMES:
+            return await self._settled_before_the_setting(send, permission, origin.result(), reading)
+        enabled = await reading
         if not enabled:
             self.breaker_store.release(permission)  # origin-only sends give the breaker no verdict
             log_event("route.origin_only", workspace_id=send.workspace_id, idempotency_key=send.idempotency_key)
             return self._finish(send, [await origin], enabled=False)
         bounded = asyncio.ensure_future(self._within(origin, limit, opened, self.config.origin_timeout_s))
         return await self._send_with_failover(send, permission, origin=bounded)
+
+    async def _settled_before_the_setting(
+        self, send: _Send, permission: StorePermission, answer: _EndpointAnswer, reading: asyncio.Future[bool]
+    ) -> RouteResult:
+        """The origin answered (2xx, a 4xx, or a claim in flight) before the setting was read: the setting cannot
+        change that answer, so the caller gets it now; the read goes on and fills the cache for the next send."""
+        self._background.add(reading)
+        reading.add_done_callback(self._background.discard)
+        await self._origin_answered(permission, answer)
+        return self._finish(send, [answer], enabled=None)
 
     async def _within(
         self, attempt: asyncio.Future[_EndpointAnswer], limit: _RequestLimit, opened: float, timeout_s: float
@@ -551,7 +565,7 @@ class FailoverRouter:
                 self.hedge_latency.record(latency_ms)
         return _EndpointAnswer(Attempt(endpoint, outcome.value, latency_ms), reply, healthy, verdict)
 
-    def _finish(self, send: _Send, answers: list[_EndpointAnswer], *, enabled: bool) -> RouteResult:
+    def _finish(self, send: _Send, answers: list[_EndpointAnswer], *, enabled: bool | None) -> RouteResult:
         """Settle the send from every answer it got (see the module docstring)."""
         attempts = tuple(a.attempt for a in answers)
         sent = _first(answers, _Verdict.SENT)
@@ -601,7 +615,7 @@ class FailoverRouter:
         )
 
     def _result(
-        self, send: _Send, attempts: tuple[Attempt, ...], answer: _EndpointAnswer, enabled: bool
+        self, send: _Send, attempts: tuple[Attempt, ...], answer: _EndpointAnswer, enabled: bool | None
     ) -> RouteResult:
         """A 2xx answer's message, or (no message) an unknown outcome at the endpoint that may have sent."""
         latency_ms = round((self._clock.monotonic() - send.started) * 1000, 1)
@@ -617,6 +631,12 @@ class FailoverRouter:
             idempotency_key=send.idempotency_key,
         )
         return RouteResult(message, endpoint, send.idempotency_key, attempts, latency_ms, enabled)
+
+
+async def _read_setting(settings: CachedSettings, send: _Send) -> bool:
+    """The origin's answer, else the edge mirror's (or the last known value)."""
+    enabled = await settings.read_origin(send.workspace_id, token=send.token)
+    return enabled if enabled is not None else await settings.read_edge(send.workspace_id, token=send.token)
 
 
 @dataclass(slots=True)
