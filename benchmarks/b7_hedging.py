@@ -138,7 +138,8 @@ def _note(figures: RunFigures) -> str:
     return (
         f"hedged run: origin p95 after warm-up {figures.origin_p95_ms} ms; hedge delay {delay} ms (median); "
         f"{figures.hedges} hedges, {figures.edge_wins} won by the edge; hedged sends took {median_hedged} ms "
-        f"(median); edge p99 direct {fmt(figures.edge_p99_ms or float('nan'))} ms; attempts: {attempts}; ledger: {ledgers}"
+        f"(median); edge p99 direct {fmt(figures.edge_p99_ms or float('nan'))} ms; attempts: {attempts}; "
+        f"ledger: {ledgers}"
     )
 
 

@@ -1,6 +1,6 @@
 """The processes the benchmarks run against, on free 127.0.0.1 ports, through the project's process harness
 (smsfailover.express_shim.processes): the provider simulator, the edge host, origins (any database, any provider
-poster), the bare baseline server. Logs go under the run's temporary directory."""
+poster), the bare and hand-written baseline servers. Logs go under the run's temporary directory."""
 
 from __future__ import annotations
 
@@ -103,6 +103,13 @@ class BenchStack:
     def bare(self) -> ManagedProcess:
         argv = (sys.executable, "-m", "benchmarks.bare_app", "--port", "{port}")
         return self.process(ProcessSpec("bare", argv, free_port(), "/v1/health", cwd=repo_root()))
+
+    def handwritten(self, db_url: str) -> ManagedProcess:
+        """The hand-written send path (benchmarks.handwritten_app) on db_url, posting to the same simulator, with the
+        origin's status callback (a closed port, see origin())."""
+        env = {**self.env, "SMSFAILOVER_DATABASE_URL": db_url, "SMSFAILOVER_STATUS_CALLBACK_URL": CLOSED_PORT_URL}
+        argv = (sys.executable, "-m", "benchmarks.handwritten_app", "--port", "{port}")
+        return self.process(ProcessSpec("handwritten", argv, free_port(), "/v1/health", env=env, cwd=repo_root()))
 
     def sqlite_url(self, name: str) -> str:
         return f"sqlite:///{self.base / name}.db"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 from smsfailover.express_shim.storage.base import Database
@@ -84,6 +85,24 @@ async def test_sqlite_groups_concurrent_writes_into_few_commits(tmp_path: object
         await asyncio.gather(*(db.execute("INSERT INTO items (k, n) VALUES (?, ?)", (f"g{i}", i)) for i in range(200)))
         assert db.commits - before < 200
         assert (await db.fetch("SELECT COUNT(*) AS c FROM items"))[0]["c"] == 200
+    finally:
+        await db.close()
+
+
+async def test_sqlite_concurrent_reads_each_get_their_rows_and_a_failing_one_fails_alone(tmp_path: object) -> None:
+    db = SqliteDatabase(f"{tmp_path}/reads.db")
+    try:
+        await db.script(TABLE)
+        await asyncio.gather(*(db.execute("INSERT INTO items (k, n) VALUES (?, ?)", (f"r{i}", i)) for i in range(50)))
+
+        async def read(i: int) -> list[dict[str, object]]:
+            return await db.fetch("SELECT n FROM items WHERE k = ?", (f"r{i}",))
+
+        results = await asyncio.gather(  # one loop iteration's reads cross to a reader as one batch
+            *(read(i) for i in range(50)), db.fetch("SELECT nope FROM items"), return_exceptions=True
+        )
+        assert results[:50] == [[{"n": i}] for i in range(50)]
+        assert isinstance(results[50], sqlite3.OperationalError)
     finally:
         await db.close()
 

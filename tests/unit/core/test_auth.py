@@ -72,6 +72,13 @@ def test_a_token_signed_with_another_secret_is_refused() -> None:
     unauthorized(SECRET, issue_token(OTHER_SECRET, workspace_id="w", now=NOW))
 
 
+def test_a_token_verified_once_is_still_refused_under_another_secret_and_once_expired() -> None:
+    token = issue_token(SECRET, workspace_id="w", ttl_s=60, now=NOW)
+    assert verify_token(SECRET, token, now=NOW).workspace_id == "w"  # now remembered as verified
+    unauthorized(OTHER_SECRET, token)
+    assert "expired" in unauthorized(SECRET, token, now=NOW + 60 + LEEWAY_S + 1).message
+
+
 def test_an_unsigned_alg_none_token_is_refused() -> None:
     token = jwt.encode({"workspace_id": "w", "exp": int(NOW) + 60}, None, algorithm="none")
     unauthorized(SECRET, token)

@@ -15,9 +15,17 @@ import pytest
 from smsfailover.core.auth import issue_token
 from smsfailover.core.clock import ManualClock
 from smsfailover.core.ids import rfc3339
-from smsfailover.core.ledger import Claimed, IdempotencyLedger
+from smsfailover.core.ledger import Claimed, ClaimOutcome, IdempotencyLedger, LedgerRecord
 from smsfailover.core.message import MAX_BODY_BYTES, fingerprint, parse_send_request
-from smsfailover.core.messages_api import ApiRequest, ApiResponse, Endpoint, MessageApi
+from smsfailover.core.messages_api import (
+    ApiRequest,
+    ApiResponse,
+    Begin,
+    Conclusion,
+    Endpoint,
+    MessageApi,
+    Settle,
+)
 from smsfailover.core.provider import HttpxPoster, TwilioProvider
 from smsfailover.core.ratelimit import TokenBucketLimiter
 from smsfailover.core.sql import SqliteExecutor, SqlLedgerStore, SqlMessageStore
@@ -129,6 +137,17 @@ class Stack:
         return response
 
 
+StepsFactory = Callable[[IdempotencyLedger, SqlMessageStore], tuple[Begin, Settle]]
+
+
+class AskingLedger(IdempotencyLedger):
+    """A ledger that would ask another one between its steps (the origin's, while the edge may accept sends)."""
+
+    @property
+    def standalone(self) -> bool:
+        return False
+
+
 @asynccontextmanager
 async def stack_of(
     *,
@@ -138,14 +157,17 @@ async def stack_of(
     ledger_store: SqlLedgerStore | None = None,
     from_number: str | None = "+15005550006",
     on_recorded: bool = True,
+    steps: StepsFactory | None = None,
+    standalone: bool = True,
 ) -> AsyncIterator[Stack]:
     clock = ManualClock()
     db = SqliteExecutor(":memory:")
     db.create_schema()
-    ledger = IdempotencyLedger(
+    ledger = (IdempotencyLedger if standalone else AskingLedger)(
         ledger_store or SqlLedgerStore(db), clock, lease_s=30, mode="edge" if endpoint == "edge" else "local"
     )
     store = messages or SqlMessageStore(db)
+    begin, settle = steps(ledger, store) if steps else (None, None)
     twilio = FakeTwilio()
     recorded: list[Mapping[str, object]] = []
 
@@ -174,6 +196,8 @@ async def stack_of(
             version="1.2.3",
             status_callback_url=CALLBACK if endpoint == "origin" else None,
             on_recorded=observe if on_recorded else None,
+            begin=begin,
+            settle=settle,
         )
         try:
             yield Stack(api, clock, ledger, store, twilio, recorded)
@@ -524,6 +548,43 @@ async def test_without_an_observer_sends_work_the_same() -> None:
     async with stack_of(on_recorded=False) as stack:
         assert (await stack.send()).status == 201
         assert stack.recorded == []
+
+
+def recording_steps(calls: list[str]) -> StepsFactory:
+    """An endpoint's begin and settle, done as the separate steps would be, noting each call."""
+
+    def make(ledger: IdempotencyLedger, messages: SqlMessageStore) -> tuple[Begin, Settle]:
+        async def begin(record: LedgerRecord, message: dict[str, object]) -> ClaimOutcome:
+            calls.append("begin")
+            outcome = await ledger.claim_record(record)
+            if isinstance(outcome, Claimed):
+                await messages.insert(message)
+            return outcome
+
+        async def settle(conclusion: Conclusion) -> None:
+            calls.append("settle")
+            claim = conclusion.claim
+            await messages.update(claim.workspace_id, claim.message_id, conclusion.fields, conclusion.now)
+            if conclusion.message is not None:
+                await ledger.complete(claim, conclusion.message)
+            else:
+                await ledger.release(claim)
+
+        return begin, settle
+
+    return make
+
+
+@pytest.mark.parametrize(("standalone", "calls"), [(True, ["begin", "settle", "begin"]), (False, [])])
+async def test_begin_and_settle_serve_only_a_standalone_ledger(standalone: bool, calls: list[str]) -> None:
+    made: list[str] = []
+    async with stack_of(steps=recording_steps(made), standalone=standalone) as stack:
+        first = await stack.send()
+        again = await stack.send()
+        assert (first.status, again.status) == (201, 200)
+        assert again.body == first.body
+        assert made == calls
+        assert len(stack.twilio.requests) == 1
 
 
 async def test_logs_carry_neither_content_nor_token(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:

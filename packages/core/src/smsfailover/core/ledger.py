@@ -194,6 +194,13 @@ class IdempotencyLedger:
         self._clock = clock
         self._lease_s = lease_s
 
+    @property
+    def standalone(self) -> bool:
+        """Whether every step (claim, complete, release) is one write to `store` and nothing else. Then an endpoint
+        may run a step in one transaction with its own writes (MessageApi's begin and settle); a ledger that also
+        asks another one between the steps (the origin's, while the edge may accept sends) says False."""
+        return True
+
     async def claim(self, workspace_id: str, key: str, fingerprint: str, endpoint: str) -> ClaimOutcome:
         return await self.claim_record(self.new_claim(workspace_id, key, fingerprint, endpoint))
 

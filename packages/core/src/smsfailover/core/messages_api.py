@@ -104,10 +104,11 @@ class Conclusion:
     message: dict[str, object] | None
 
 
-# An endpoint whose store can apply a Conclusion as one transaction supplies this (the edge: one D1 batch).
+# An endpoint whose store can apply a Conclusion as one transaction supplies this (the edge: one D1 batch; the
+# origin: one SQL transaction). Used only for a standalone ledger (IdempotencyLedger.standalone).
 Settle = Callable[[Conclusion], Awaitable[None]]
 # ... and one that can claim a key and write its message row (status unknown) as one transaction supplies this:
-# the claim's outcome; the row is written only if the claim was taken (the edge: one D1 batch).
+# the claim's outcome; the row is written only if the claim was taken. Also only for a standalone ledger.
 Begin = Callable[[LedgerRecord, dict[str, object]], Awaitable[ClaimOutcome]]
 
 
@@ -184,7 +185,7 @@ class MessageApi:
                 headers={"Retry-After": self._limiter.retry_after_header(wait_s)},
             )
         ledger = await self._ledger_for(req.workspace_id)
-        if self._begin is not None:
+        if self._begin is not None and ledger.standalone:
             record = ledger.new_claim(req.workspace_id, key, fingerprint(req), self.endpoint)
             message = self._new_message(req, key, record, ledger.mode)
             outcome = await self._begin(record, message)
@@ -414,7 +415,7 @@ class MessageApi:
         now = self._clock.time()
         updated = {**message, **fields, "updated_at": rfc3339(now)}
         what = "complete" if complete else "release"
-        if self._settle is not None:
+        if self._settle is not None and ledger.standalone:
             release_allowed = complete or not claim.is_expired(now)  # see IdempotencyLedger.release
             conclusion = Conclusion(claim, fields, now, updated if complete else None)
             step = self._settle(conclusion) if release_allowed else self._record(updated, fields, now)

@@ -270,6 +270,17 @@ def message_update_call(workspace_id: str, message_id: str, fields: Mapping[str,
     return sql, [*values, _ms(now), workspace_id, message_id]
 
 
+def conclusion_calls(
+    claim: LedgerRecord, fields: Mapping[str, Any], now: float, message: Mapping[str, object] | None
+) -> list[Statement]:
+    """A send's end as one transaction: the message row takes the provider's answer (`fields`), and the claim is
+    completed with `message`, or released when it is None (fenced by the claim's message id, like every step)."""
+    update = message_update_call(claim.workspace_id, claim.message_id, fields, now)
+    if message is None:
+        return [update, release_call(claim.workspace_id, claim.key, now, claim.message_id)]
+    return [update, complete_call(claim.workspace_id, claim.key, message, now, claim.message_id)]
+
+
 def message_to_row(message: Mapping[str, Any]) -> list[object]:
     error = message.get("error")
     return [

@@ -77,6 +77,12 @@ class OriginLedger(IdempotencyLedger):
         self._parts = parts
         self._edge_may_accept = edge_may_accept
 
+    @property
+    def standalone(self) -> bool:
+        """Only the origin's own ledger: while the edge may accept sends, its claim comes between ours and the
+        message row, and its completion after ours, so neither step can share our transaction."""
+        return not self._edge_may_accept
+
     # -- claim --------------------------------------------------------------------------------------------------
 
     async def claim(self, workspace_id: str, key: str, fingerprint: str, endpoint: str) -> ClaimOutcome:
