@@ -28,14 +28,19 @@ async def health(request: Request) -> JSONResponse:
 app = Starlette(routes=[Route("/v1/messages", send, methods=["POST"]), Route("/v1/health", health)])
 
 
-def main() -> None:
+def serve(served: Starlette, prog: str) -> None:
+    """`--host`/`--port`, one uvicorn process: how every baseline server of the benchmarks runs."""
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bare_app")
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(served, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+def main() -> None:
+    serve(app, "python -m benchmarks.bare_app")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ No idempotency, no ledger, no failover: what the system's guarantees cost is rea
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -28,6 +27,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from benchmarks.bare_app import serve
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -128,13 +129,7 @@ app = Starlette(
 
 
 def main() -> None:
-    import uvicorn
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.handwritten_app")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    serve(app, "python -m benchmarks.handwritten_app")
 
 
 if __name__ == "__main__":
