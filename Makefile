@@ -7,13 +7,16 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap dev demo test test-fast lint fmt typecheck bench deploy deploy-dry-run migrate vendor clean
+.PHONY: help bootstrap chromium dev demo test test-fast lint fmt typecheck bench deploy deploy-dry-run migrate vendor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(UV):
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check --user uv
+	@# pip --user puts uv in ~/.local/bin, often not on PATH: link it where a fresh shell finds it (root), else say so
+	@command -v uv >/dev/null 2>&1 || ln -sf $(HOME)/.local/bin/uv $(HOME)/.local/bin/uvx /usr/local/bin/ 2>/dev/null \
+		|| echo "uv is in $(HOME)/.local/bin: add it to PATH (export PATH=\"\$$HOME/.local/bin:\$$PATH\") for the README's uv commands"
 
 .venv/.synced: $(UV) pyproject.toml uv.lock packages/*/pyproject.toml
 	$(UV) sync --frozen --all-packages
@@ -31,8 +34,13 @@ dev: bootstrap ## run origin :8000, edge :8787 and the provider simulator :8025 
 demo: bootstrap ## send a stream of messages while the origin is stopped and restarted
 	SMSFAILOVER_ENV=development $(RUN) python -m smsfailover.express_shim.demo
 
-test: bootstrap ## every test: unit, Pyodide, origin on SQLite and PostgreSQL, edge, contract, end-to-end, browser
+test: bootstrap chromium ## every test: unit, Pyodide, origin on SQLite and PostgreSQL, edge, contract, end-to-end, browser
 	$(RUN) pytest $(PYTEST_ARGS)
+
+chromium: ## Debian's Chromium for the browser tests, installed with apt when missing and this is root
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "Chromium is missing and apt cannot install it here (needs root): the 4 browser tests will skip"
 
 test-fast: bootstrap ## the unit tests only
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
