@@ -281,7 +281,7 @@ class FailoverRouter:
         opened = self._clock.monotonic()
         limit = _RequestLimit(self.config.origin_only_timeout_s)
         origin = asyncio.ensure_future(self._try_endpoint(ORIGIN, send, limit.seconds, limit=limit))
-        reading = asyncio.ensure_future(_read_setting(settings, send))
+        reading = asyncio.ensure_future(settings.failover_enabled(send.workspace_id, token=send.token))
         try:
             await asyncio.wait({origin, reading}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
@@ -506,15 +506,14 @@ class FailoverRouter:
                     )
             except TransportError as exc:
                 outcome = _TRANSPORT_OUTCOME.get(type(exc), Outcome.CONNECT_ERROR)
-                if limit is not None:
-                    limit.replied.set()
                 # Only a refused connection of a POST proves nothing went out; while polling, the key is
                 # claimed at this endpoint, and losing the endpoint leaves that claim unknown.
                 sure = outcome is Outcome.CONNECT_ERROR and post
                 verdict = _Verdict.NOT_SENT if sure else _Verdict.MAYBE_SENT
                 return self._answer(endpoint, outcome, started, None, healthy=False, verdict=verdict)
-            if limit is not None:
-                limit.replied.set()
+            finally:
+                if limit is not None:
+                    limit.replied.set()  # answered, or failed: either way the first request is over
             if reply.status == 409 and reply.error_code == "idempotency_in_progress":
                 wait = reply.retry_after_s(self.config.in_progress_retry_s)
                 log_event(
@@ -631,12 +630,6 @@ class FailoverRouter:
             idempotency_key=send.idempotency_key,
         )
         return RouteResult(message, endpoint, send.idempotency_key, attempts, latency_ms, enabled)
-
-
-async def _read_setting(settings: CachedSettings, send: _Send) -> bool:
-    """The origin's answer, else the edge mirror's (or the last known value)."""
-    enabled = await settings.read_origin(send.workspace_id, token=send.token)
-    return enabled if enabled is not None else await settings.read_edge(send.workspace_id, token=send.token)
 
 
 @dataclass(slots=True)

@@ -148,8 +148,8 @@ class CachedSettings:
         return enabled
 
     def _keep_last_known(self, workspace_id: str) -> bool:
-        enabled = self._fallback(workspace_id)
         previous = self._entries.get(workspace_id)
+        enabled = previous.enabled if previous is not None else False
         source = previous.source if previous is not None else "default"
         if previous is None:
             log_event(
@@ -161,10 +161,6 @@ class CachedSettings:
         # Wait another TTL before asking again, so a full outage does not cost two timeouts per send.
         self._entries[workspace_id] = _Entry(enabled, self._clock.monotonic(), source)
         return enabled
-
-    def _fallback(self, workspace_id: str) -> bool:
-        previous = self._entries.get(workspace_id)
-        return previous.enabled if previous is not None else False
 
 
 def _enabled_from(reply: TransportReply) -> bool | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from smsfailover.core.ids import parse_rfc3339
-from smsfailover.core.ledger import IdempotencyLedger
 from smsfailover.core.messages_api import ApiRequest, MessageApi
 from smsfailover.express_shim.ledger.local_steps import LocalSendSteps
+from smsfailover.express_shim.ledger.origin_ledger import OriginLedger
 from smsfailover.express_shim.services import VERSION, OriginServices
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,8 +48,7 @@ def build_message_api(services: OriginServices) -> MessageApi:
             await services.delivery.apply_parked(sid, services.now_ms())  # callbacks faster than our write
 
     # A failover-off send claims and records in one transaction, and settles in one (ledger/local_steps.py).
-    own_ledger = IdempotencyLedger(services.local_ledger, services.clock, lease_s=services.config.lease_s, mode="local")
-    steps = LocalSendSteps(services.db, own_ledger)
+    steps = LocalSendSteps(services.db, OriginLedger(services.ledgers.parts, edge_may_accept=False))
     return MessageApi(
         endpoint="origin",
         ledger_for=services.ledgers.ledger_for,
