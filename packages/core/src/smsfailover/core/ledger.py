@@ -253,11 +253,16 @@ class IdempotencyLedger:
         )
 
     async def release(self, claim: LedgerRecord) -> None:
-        """Free the key (nothing was sent). Not once the lease has run out: by then another caller may have been
-        told "unknown" and sent again under a new key, so freeing this key could let the message out twice."""
+        """Free the key (nothing was sent), when `may_release` allows it."""
         now = self._clock.time()
-        if not claim.is_expired(now):
+        if self.may_release(claim, now):
             await self.store.release(claim.workspace_id, claim.key, now, message_id=claim.message_id)
+
+    @staticmethod
+    def may_release(claim: LedgerRecord, now: float) -> bool:
+        """Not once the lease has run out: by then another caller may have been told "unknown" and sent again under
+        a new key, so freeing this key could let the message out twice."""
+        return not claim.is_expired(now)
 
     async def purge(self, retention_s: float = RETENTION_S) -> int:
         return await self.store.purge(self._clock.time() - max(retention_s, RETENTION_S))

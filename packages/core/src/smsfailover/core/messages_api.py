@@ -13,8 +13,9 @@ status "unknown" (a crash mid-send leaves an honest unknown), the provider call,
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -43,6 +44,7 @@ from smsfailover.core.message import (
 )
 from smsfailover.core.provider import ProviderRejected, ProviderResult, ProviderUnavailable, TwilioProvider
 from smsfailover.core.ratelimit import TokenBucketLimiter
+from smsfailover.core.sql import release_call
 
 Endpoint = Literal["origin", "edge"]
 LedgerFor = Callable[[str], Awaitable[IdempotencyLedger]]
@@ -110,6 +112,7 @@ Settle = Callable[[Conclusion], Awaitable[None]]
 # ... and one that can claim a key and write its message row (status unknown) as one transaction supplies this:
 # the claim's outcome; the row is written only if the claim was taken. Also only for a standalone ledger.
 Begin = Callable[[LedgerRecord, dict[str, object]], Awaitable[ClaimOutcome]]
+Execute = Callable[[str, Sequence[object]], Awaitable[object]]  # one SQL statement, as a store's executor runs it
 
 
 class MessageApi:
@@ -416,7 +419,7 @@ class MessageApi:
         updated = {**message, **fields, "updated_at": rfc3339(now)}
         what = "complete" if complete else "release"
         if self._settle is not None and ledger.standalone:
-            release_allowed = complete or not claim.is_expired(now)  # see IdempotencyLedger.release
+            release_allowed = complete or ledger.may_release(claim, now)
             conclusion = Conclusion(claim, fields, now, updated if complete else None)
             step = self._settle(conclusion) if release_allowed else self._record(updated, fields, now)
             await self._finish(step, what)
@@ -452,6 +455,15 @@ class MessageApi:
 
     def _elapsed_ms(self, started: float) -> float:
         return round((self._clock.monotonic() - started) * 1000, 3)
+
+
+async def abandon_claim(execute: Execute, record: LedgerRecord, endpoint: str, error: BaseException) -> ApiError:
+    """A `begin` that failed may have committed with its answer lost: free our claim (fenced; nothing was sent), so
+    the retry the answer asks for is not held off for a lease and then told "unknown". The error to raise."""
+    log_event("send.begin_failed", level=logging.ERROR, endpoint=endpoint, error=type(error).__name__)
+    with contextlib.suppress(Exception):
+        await execute(*release_call(record.workspace_id, record.key, record.updated_at, record.message_id))
+    return storage_unavailable()
 
 
 def storage_unavailable() -> ApiError:

@@ -24,11 +24,11 @@ from smsfailover.core.log import log_event
 from smsfailover.core.messages_api import ApiRequest, ApiResponse, Conclusion, MessageApi
 from smsfailover.core.provider import HttpPoster, TwilioProvider
 from smsfailover.core.ratelimit import TokenBucketLimiter
-from smsfailover.core.sql import BatchExecutor, SqlLedgerStore
+from smsfailover.core.sql import BatchExecutor, SqlLedgerStore, conclusion_calls
 from smsfailover.edge_worker.config import EdgeConfig
 from smsfailover.edge_worker.mirror import SettingsMirror
 from smsfailover.edge_worker.routing import Route, Router
-from smsfailover.edge_worker.send_ledger import SendOpening, settle_statements
+from smsfailover.edge_worker.send_ledger import SendOpening
 from smsfailover.edge_worker.service_api import ServiceApi
 from smsfailover.edge_worker.shards import ShardedLedgerStore, ShardedMessageStore, Shards
 from smsfailover.edge_worker.sync import SyncFeed
@@ -65,7 +65,11 @@ class EdgeApp:
             """A send's row update and its claim's completion (or release): one D1 batch in the key's shard."""
             claim = conclusion.claim
             index = shards.index(claim.workspace_id, claim.key)
-            await shards.batch(index, settle_statements(conclusion), round(conclusion.now * 1000))
+            await shards.batch(
+                index,
+                conclusion_calls(claim, conclusion.fields, conclusion.now, conclusion.message),
+                round(conclusion.now * 1000),
+            )
 
         async def ledger_for(workspace_id: str) -> IdempotencyLedger:
             return ledger  # the edge always uses its own D1 ledger

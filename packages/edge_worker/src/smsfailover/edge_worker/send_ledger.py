@@ -11,23 +11,16 @@ disabling too.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ledger import Claimed, ClaimOutcome, IdempotencyLedger, LedgerRecord, LedgerState
-from smsfailover.core.log import log_event
-from smsfailover.core.messages_api import Conclusion, storage_unavailable
+from smsfailover.core.messages_api import abandon_claim
 from smsfailover.core.sql import (
     Statement,
     claim_params,
     claim_statement,
-    complete_call,
     get_call,
     message_insert_if_claimed_call,
-    message_update_call,
     record_from_row,
-    release_call,
 )
 from smsfailover.edge_worker.shards import Shards
 
@@ -61,30 +54,10 @@ class SendOpening:
         try:
             taken, _row, held = await self._shards.batch(index, statements, round(record.created_at * 1000))
         except Exception as exc:
-            log_event("send.begin_failed", level=logging.ERROR, endpoint="edge", error=type(exc).__name__)
-            # The batch may have committed with its answer lost: free our claim (fenced; nothing was sent), so the
-            # retry the answer asks for is not held off for a lease and then told "unknown".
-            with contextlib.suppress(Exception):
-                release = release_call(record.workspace_id, record.key, record.updated_at, record.message_id)
-                await self._shards.databases[index].execute(*release)
-            raise storage_unavailable() from None
+            raise await abandon_claim(self._shards.databases[index].execute, record, "edge", exc) from None
         if taken:
             return Claimed(record)
         existing = record_from_row(held[0]) if held else None
         if existing is None or existing.state is LedgerState.RELEASED:
             raise failover_disabled()
         return self._ledger.judge(existing, record.fingerprint)
-
-
-def settle_statements(conclusion: Conclusion) -> list[Statement]:
-    """The end of an edge send as one transaction: the message row takes the provider's answer, and the claim is
-    completed with the message, or released (fenced by the claim's message id, like every ledger step)."""
-    claim = conclusion.claim
-    statements = [message_update_call(claim.workspace_id, claim.message_id, conclusion.fields, conclusion.now)]
-    if conclusion.message is not None:
-        statements.append(
-            complete_call(claim.workspace_id, claim.key, conclusion.message, conclusion.now, claim.message_id)
-        )
-    else:
-        statements.append(release_call(claim.workspace_id, claim.key, conclusion.now, claim.message_id))
-    return statements

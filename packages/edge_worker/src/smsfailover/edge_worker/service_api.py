@@ -23,6 +23,7 @@ from smsfailover.core.messages_api import ApiRequest, ApiResponse
 from smsfailover.core.numbers import whole_number
 from smsfailover.edge_worker.ledger_batch import MAX_OPS, run_batch
 from smsfailover.edge_worker.ledger_json import (
+    MAX_EPOCH_S,
     record_from_json,
     require_claim,
     require_object,
@@ -233,14 +234,10 @@ def _body(request: ApiRequest) -> Mapping[str, Any]:
     return data
 
 
-# A number this large cannot be epoch seconds (year 5138): it is epoch milliseconds, as the origin stores times.
-_MS_THRESHOLD = 1e11
-
-
 def _epoch(value: object) -> float:
     """An RFC 3339 string, or epoch milliseconds / seconds (told apart by size), as epoch seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value) / 1000 if value >= _MS_THRESHOLD else float(value)
+        return float(value) / 1000 if value >= MAX_EPOCH_S else float(value)  # past year 5138: epoch ms
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -138,7 +138,7 @@ class OriginServices:
         await self._probe_shards()
 
     async def _probe_shards(self) -> None:
-        """Each edge ledger shard's state (a ping answers 503 unless every shard answered)."""
+        """Each edge ledger shard's state (the ping answers 200 with each shard's `ok`; only no answer fails it)."""
         try:
             self.edge_shards = await self.ledgers.parts.edge.ping()
             self.edge_shards_error = None

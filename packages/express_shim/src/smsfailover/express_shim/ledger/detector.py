@@ -54,11 +54,11 @@ class EdgeLedgerDetector:
     def unreachable(self) -> bool:
         return self._unreachable
 
-    def definite_failure(self, reason: str, cause: object = None) -> bool:
+    def definite_failure(self, reason: str, cause: object) -> bool:
         """A connection-level failure (`cause`: the failed request's exception, counted once); True if the edge
         ledger is now (or already was) unreachable."""
         now = self._clock.monotonic()
-        if cause is not None and any(seen is cause for _, seen in self._recent):
+        if any(seen is cause for _, seen in self._recent):
             return self._unreachable
         self._recent = [(t, seen) for t, seen in self._recent if now - t < self._window_s] + [(now, cause)]
         if not self._unreachable and len(self._recent) >= self._failures:

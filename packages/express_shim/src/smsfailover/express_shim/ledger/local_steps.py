@@ -11,9 +11,6 @@ waits for: two fewer per send, and two fewer commits.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-
 from smsfailover.core.ledger import (
     Claimed,
     ClaimOutcome,
@@ -22,9 +19,8 @@ from smsfailover.core.ledger import (
     LedgerState,
     LedgerUnavailable,
 )
-from smsfailover.core.log import log_event
-from smsfailover.core.messages_api import Conclusion, storage_unavailable
-from smsfailover.core.sql import claim_call, conclusion_calls, message_insert_if_claimed_call, release_call
+from smsfailover.core.messages_api import Conclusion, abandon_claim
+from smsfailover.core.sql import claim_call, conclusion_calls, message_insert_if_claimed_call
 from smsfailover.express_shim.storage.base import Database
 
 
@@ -52,13 +48,6 @@ class LocalSendSteps:
             _claim, rows = await self._db.transaction(
                 [claim_call(record), message_insert_if_claimed_call(message, record)]
             )
-        except Exception as exc:
-            log_event("send.begin_failed", level=logging.ERROR, endpoint="origin", error=type(exc).__name__)
-            # A commit whose answer was lost (a dropped PostgreSQL connection) may have taken the key: free our claim
-            # (fenced; nothing was sent), so the retry the answer asks for is not told "unknown" after the lease.
-            with contextlib.suppress(Exception):
-                await self._db.execute(
-                    *release_call(record.workspace_id, record.key, record.updated_at, record.message_id)
-                )
-            raise storage_unavailable() from None
+        except Exception as exc:  # e.g. a dropped PostgreSQL connection, perhaps after the commit
+            raise await abandon_claim(self._db.execute, record, "origin", exc) from None
         return rows == 1

@@ -78,6 +78,6 @@ class EdgeLedger:
         return int(answer.get("merged") or 0), duplicates
 
     async def ping(self) -> list[dict[str, Any]]:
-        """Every shard's state, as the edge reports it; EdgeUnavailable unless every shard answered."""
+        """Every shard's state as the edge reports it (`ok` each); EdgeUnavailable when the edge gives no answer."""
         shards = (await self._edge.ledger_ping()).get("shards")
         return [s for s in shards if isinstance(s, dict)] if isinstance(shards, list) else []
