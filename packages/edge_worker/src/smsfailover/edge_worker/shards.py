@@ -15,16 +15,12 @@ docs/scaling.md describes, never a config edit alone.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import hashlib
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from smsfailover.core.ledger import LedgerRecord, LedgerStore
 from smsfailover.core.sql import BatchExecutor, SqlMessageStore, Statement
-
-REMEMBERED_MESSAGES = 4096  # message id -> shard, for the update that follows an insert in the same isolate
 
 _RECORD_IDENTITY = (
     "INSERT INTO shard_identity (id, shard_index, shard_count, recorded_at) VALUES (0, ?, ?, ?) "
@@ -153,36 +149,25 @@ class ShardedLedgerStore:
 class ShardedMessageStore:
     """The edge's message rows, each in its key's shard (beside the key's ledger record).
 
-    Lookups by key go to one shard. A lookup or update by message id goes to the shard this isolate wrote it to
-    when it remembers, else to every shard (at most one holds the id)."""
+    Lookups by key go to one shard. A lookup or update by message id goes to every shard (at most one holds the id):
+    edge sends write their rows through SendOpening, so no insert here could tell which shard holds an id."""
 
     def __init__(self, shards: Shards) -> None:
         self._shards = shards
         self._stores = tuple(SqlMessageStore(db) for db in shards.databases)
-        self._shard_of_id: OrderedDict[str, int] = OrderedDict()
 
     def store(self, index: int) -> SqlMessageStore:
         return self._stores[index]
 
-    def _remember(self, message_id: str, index: int) -> None:
-        self._shard_of_id[message_id] = index
-        if len(self._shard_of_id) > REMEMBERED_MESSAGES:
-            self._shard_of_id.popitem(last=False)
-
-    def _candidates(self, message_id: str) -> builtins.list[SqlMessageStore]:
-        index = self._shard_of_id.get(message_id)
-        return [self._stores[index]] if index is not None else list(self._stores)
-
     async def insert(self, message: Mapping[str, Any]) -> None:
         index = self._shards.index(str(message["workspace_id"]), str(message["idempotency_key"]))
         await self._stores[index].insert(message)
-        self._remember(str(message["id"]), index)
 
     async def update(self, workspace_id: str, message_id: str, fields: Mapping[str, Any], now: float) -> None:
-        await asyncio.gather(*(s.update(workspace_id, message_id, fields, now) for s in self._candidates(message_id)))
+        await asyncio.gather(*(s.update(workspace_id, message_id, fields, now) for s in self._stores))
 
     async def get(self, workspace_id: str, message_id: str) -> dict[str, object] | None:
-        found = await asyncio.gather(*(s.get(workspace_id, message_id) for s in self._candidates(message_id)))
+        found = await asyncio.gather(*(s.get(workspace_id, message_id) for s in self._stores))
         return next((message for message in found if message is not None), None)
 
     async def get_by_key(self, workspace_id: str, key: str) -> dict[str, object] | None:
