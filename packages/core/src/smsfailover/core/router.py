@@ -16,6 +16,10 @@ a claim still in flight) the result is `unknown`, naming that endpoint, unless a
 a refusal the first must have met too (validation, auth, a reused key). 408, 429, 503 and other 5xx mean
 "not sent here" and nothing more: in a hedge race they wait for the other attempt.
 
+The breaker counts the origin's own failures: timeouts, connection errors, 5xx. `503 provider_unavailable` is
+the origin working and its provider failing: the send still fails over, but the breaker records a success (a
+half-open probe answered so proves the origin is up), so a provider outage cannot open it for every tenant.
+
 `409 idempotency_in_progress` from either endpoint means the key is claimed and in flight (perhaps by our
 own timed-out origin attempt): the router then polls `GET /v1/messages?idempotency_key=` on that endpoint,
 honouring `Retry-After`, and never sends again while the claim lives. Everything, polling included, fits
@@ -95,6 +99,9 @@ _SHARED_REFUSALS = frozenset(
     }
 )
 _NO_VERDICT_4XX = frozenset({408, 429})  # "not now": nothing was sent, and the key was not judged
+# 503 codes that blame the endpoint's provider, not the endpoint: they fail over but do not count against the
+# breaker. `ledger_unavailable`, `storage_unavailable`, `storage_busy` and any other 5xx are the origin's own.
+_PROVIDER_FAULTS = frozenset({"provider_unavailable"})
 _GATEWAY_5XX = frozenset({502, 504})
 _FAILOVER_OUTCOMES = frozenset(
     {Outcome.TIMEOUT, Outcome.CONNECT_ERROR, Outcome.CONNECTION_LOST, Outcome.SERVER_ERROR, Outcome.GATEWAY_ERROR}
@@ -202,7 +209,7 @@ class _EndpointAnswer:
 
     attempt: Attempt
     reply: TransportReply | None  # the HTTP answer; None on timeout / connection error / deadline / cancel
-    healthy: bool | None  # True: it answered well; False: count against it; None: no verdict
+    healthy: bool | None  # True: it worked (a provider outage included); False: count against it; None: no verdict
     verdict: _Verdict
 
     @property
@@ -545,6 +552,12 @@ class FailoverRouter:
         if 400 <= status < 500:
             return self._answer(endpoint, Outcome.REJECTED, started, reply, healthy=None, verdict=verdict)
         outcome = Outcome.GATEWAY_ERROR if status in _GATEWAY_5XX else Outcome.SERVER_ERROR
+        if status == 503 and reply.error_code in _PROVIDER_FAULTS:
+            # The endpoint did its part (claimed, called the provider, released the key, answered) and the
+            # provider failed: healthy for the breaker, which guards the origin, not the provider (one provider
+            # outage would open it for every tenant). Still a failed send in the metrics, and still a failover:
+            # the edge may reach the provider.
+            return self._answer(endpoint, outcome, started, reply, healthy=True, verdict=verdict, ok=False)
         return self._answer(endpoint, outcome, started, reply, healthy=False, verdict=verdict)
 
     def _answer(
@@ -556,10 +569,12 @@ class FailoverRouter:
         *,
         healthy: bool | None,
         verdict: _Verdict,
+        ok: bool | None = None,
     ) -> _EndpointAnswer:
+        """`ok`: the send's success in the client metrics, when it is not the breaker's `healthy` verdict."""
         latency_ms = round((self._clock.monotonic() - started) * 1000, 1)
         if outcome is not Outcome.IN_PROGRESS:
-            self.metrics.record(endpoint, ok=healthy is not False, latency_ms=latency_ms)
+            self.metrics.record(endpoint, ok=healthy is not False if ok is None else ok, latency_ms=latency_ms)
             if endpoint == ORIGIN and self.config.hedging:  # only a hedging router reads these
                 self.hedge_latency.record(latency_ms)
         return _EndpointAnswer(Attempt(endpoint, outcome.value, latency_ms), reply, healthy, verdict)
