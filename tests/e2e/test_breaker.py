@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from smsfailover.core import SendResult
+from smsfailover.core.errors import SendFailed
 
-from tests.contract.kit import apoll, unique_content
+from tests.contract.kit import Simulator, apoll, unique_content
 from tests.e2e.conftest import ClientFactory
 from tests.support.fixtures import Stack
 
@@ -60,3 +62,28 @@ async def test_reset_circuit_breaker_closes_it_at_once(
 
     result = await client.send_message(to="+16266635938", content=unique_content("r"), workspace_id=failover_ws)
     assert _endpoints(result) == ["origin"]
+
+
+async def test_a_provider_outage_fails_over_each_send_but_never_opens_the_breaker(
+    stack: Stack, make_client: ClientFactory, failover_ws: str, sim: Simulator
+) -> None:
+    """Issue 13: `503 provider_unavailable` is the origin working and the provider failing. Every send still
+    tries the edge once (here the edge's provider is down too), and the origin's breaker stays closed."""
+    client = make_client(workspace_id=failover_ws, SMSFAILOVER_BREAKER_FAILURES="3", SMSFAILOVER_BREAKER_OPEN_S="600")
+    sim.set_faults(outage="503")
+
+    for _ in range(5):
+        with pytest.raises(SendFailed) as failed:
+            await client.send_message(to="+16266635938", content=unique_content("p"), workspace_id=failover_ws)
+        assert [(a.endpoint, a.outcome) for a in failed.value.attempts] == [
+            ("origin", "server_error"),
+            ("edge", "server_error"),
+        ]
+    status = await client.get_sms_failover_status(failover_ws)
+    assert status["breaker"]["state"] == "closed"
+    assert status["breaker"]["consecutive_failures"] == 0
+
+    sim.clear_faults()
+    result = await client.send_message(to="+16266635938", content=unique_content("p"), workspace_id=failover_ws)
+    assert _endpoints(result) == ["origin"]
+    assert result.endpoint == "origin"

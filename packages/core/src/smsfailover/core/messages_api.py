@@ -206,7 +206,7 @@ class MessageApi:
         message = await self._messages.get(workspace_id, message_id)
         if message is None:
             raise _not_found(f"No message {message_id} in this workspace on the {self.endpoint}.")
-        return ApiResponse(200, message)
+        return ApiResponse(200, _public(message))
 
     async def get_by_key(self, request: ApiRequest) -> ApiResponse:
         principal = self._authenticate(request)
@@ -225,12 +225,37 @@ class MessageApi:
             message = await self._messages.get_by_key(workspace_id, key)
             if message is None or message.get("status") == "unknown":
                 raise _not_found("No message with this idempotency key.")
-            return ApiResponse(200, message)
+            return ApiResponse(200, _public(message))
         if isinstance(outcome, Claimed):  # pragma: no cover - lookup never claims
             raise AssertionError("lookup returned a claim")
+        if isinstance(outcome, Replay):  # the message as it is now, not as its send ended (a POST replay's body)
+            return ApiResponse(200, await self._current_message(outcome))
         response = await self._answer_existing(outcome, workspace_id)
         headers = {k: v for k, v in response.headers.items() if k != "Idempotent-Replayed"}
         return ApiResponse(response.status, response.body, headers)
+
+    async def _current_message(self, replay: Replay) -> dict[str, object]:
+        """This endpoint's row of the replayed message: delivery callbacks advance the row, never the ledger's
+        completion snapshot. The snapshot when the store does not hold the message (the other endpoint sent it
+        and it is not synced here), cannot be read, or holds it as written before the send ended (`unknown`: its
+        update after the provider call failed, while the ledger was completed)."""
+        snapshot = replay.message
+        message_id = str(snapshot.get("id") or replay.record.message_id)
+        workspace_id, key = replay.record.workspace_id, replay.record.key
+        try:
+            stored = await self._messages.get_by_key(workspace_id, key)
+            if stored is None or stored.get("id") != message_id:  # the newest row of the key is another attempt's
+                stored = await self._messages.get(workspace_id, message_id)
+        except Exception as exc:
+            log_event(
+                "lookup.record_unreadable", level=logging.WARNING, endpoint=self.endpoint, error=type(exc).__name__
+            )
+            return snapshot
+        if stored is None or stored.get("id") != message_id:
+            return snapshot
+        if stored.get("status") == "unknown" and snapshot.get("status") != "unknown":
+            return snapshot
+        return _public(stored)
 
     # ---- the send -----------------------------------------------------------------------------------------------
 
@@ -494,3 +519,8 @@ def _workspace_of(principal: Principal) -> str:
 
 def _not_found(message: str) -> ApiError:
     return ApiError(404, "not_found", message)
+
+
+def _public(stored: dict[str, object]) -> dict[str, object]:
+    """A stored row as the API answers it: without the store's change counter (`seq`, the sync feed's)."""
+    return {k: v for k, v in stored.items() if k != "seq"}
