@@ -215,7 +215,7 @@ async def run(stack: BenchStack, settings: RunSettings) -> Section:
         f"{settings.repeats} repeats per case; every send a fresh idempotency key; origin, simulator, edge host and "
         "load generator share the machine's cores. Baselines under the same uvicorn: a bare Starlette endpoint, and "
         "the send path a user would write without this system (benchmarks/handwritten_app.py: parse the body, one "
-        "SQLite insert and commit with the origin's WAL and synchronous=NORMAL, one aiohttp form POST to the same "
+        "SQLite insert and commit with the origin's WAL and synchronous=FULL, one aiohttp form POST to the same "
         "simulator, answer 201)."
     )
     baseline = await _baseline(stack, stack.bare(), settings)

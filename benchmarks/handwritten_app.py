@@ -3,7 +3,7 @@
     python -m benchmarks.handwritten_app --port P     (SMSFAILOVER_DATABASE_URL, SMSFAILOVER_PROVIDER_URL, ...)
 
 A Starlette endpoint served like the origin (one uvicorn process) that parses the JSON body, inserts the message
-into SQLite and commits (WAL, synchronous NORMAL: the origin's ledger settings, storage/sqlite.py), POSTs it to the
+into SQLite and commits (WAL, synchronous FULL: the origin's ledger settings, storage/sqlite.py), POSTs it to the
 provider as the origin does (Twilio's Messages API form with Basic auth, over aiohttp, keep-alive) and answers 201.
 No idempotency, no ledger, no failover: what the system's guarantees cost is read against this.
 """
@@ -72,7 +72,7 @@ class Database:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn = sqlite3.connect(path, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA synchronous = FULL")  # as the origin: a committed row survives a power cut
         self._conn.execute(_SCHEMA)
         self._conn.commit()
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import sqlite3
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
-from smsfailover.express_shim.storage.base import Database
+from smsfailover.express_shim.storage.admission import admission_scope
+from smsfailover.express_shim.storage.base import Database, StorageBusy
 from smsfailover.express_shim.storage.postgres import to_dollar_placeholders, to_postgres_ddl
 from smsfailover.express_shim.storage.sqlite import SqliteDatabase
+
+T = TypeVar("T")
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS items (
@@ -112,6 +120,100 @@ async def test_sqlite_uses_wal(tmp_path: object) -> None:
     try:
         rows = await db.fetch("SELECT * FROM pragma_journal_mode")
         assert rows == [{"journal_mode": "wal"}]
+    finally:
+        await db.close()
+
+
+async def test_sqlite_commits_with_synchronous_full(tmp_path: object) -> None:
+    """Under WAL, FULL syncs the WAL at every commit: a claim the caller was told about survives a power cut."""
+    db = SqliteDatabase(f"{tmp_path}/durable.db")
+    try:
+        # not a SELECT, so it runs on the writer's connection: the one that commits
+        assert await db.fetch("PRAGMA synchronous") == [{"synchronous": 2}]
+    finally:
+        await db.close()
+
+
+INSERT = "INSERT INTO items (k, n) VALUES (?, ?)"
+
+
+@contextlib.contextmanager
+def write_lock_held(path: str) -> Iterator[None]:
+    """Another connection holds the write lock: the writer thread waits (busy_timeout) and commits nothing."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+def elsewhere(step: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A task in a context of its own: another request's write, outside this one's admission scope."""
+    return asyncio.get_running_loop().create_task(step, context=contextvars.Context())
+
+
+async def keys(db: SqliteDatabase) -> set[object]:
+    return {row["k"] for row in await db.fetch("SELECT k FROM items")}
+
+
+async def test_sqlite_refuses_a_write_past_its_bound_at_once_and_commits_every_queued_one(tmp_path: object) -> None:
+    path = f"{tmp_path}/bound.db"
+    db = SqliteDatabase(path, max_pending_writes=3)
+    try:
+        await db.script(TABLE)
+        before = db.commits
+        with write_lock_held(path):
+            queued = [asyncio.ensure_future(db.execute(INSERT, (f"q{i}", i))) for i in range(3)]
+            await until(lambda: db.pending_writes == 3, "three queued writes")
+
+            with pytest.raises(StorageBusy) as refused:
+                await db.execute(INSERT, ("over", 9))
+
+            error = refused.value
+            assert (error.status, error.code, error.headers) == (503, "storage_busy", {"Retry-After": "1"})
+            assert error.envelope()["error"] == {"code": "storage_busy", "message": error.message}
+            assert (error.pending, error.limit) == (3, 3)
+            assert db.pending_writes == 3  # the refused write was never queued
+            assert not any(write.done() for write in queued)
+        assert await asyncio.gather(*queued) == [1, 1, 1]
+        assert await keys(db) == {"q0", "q1", "q2"}
+        assert db.commits - before == 1  # issued in one loop iteration: one group, one commit (one WAL sync)
+        assert db.pending_writes == 0
+        assert await db.execute(INSERT, ("later", 1)) == 1  # room again
+    finally:
+        await db.close()
+
+
+async def test_sqlite_a_request_whose_first_write_was_taken_is_never_refused_a_later_one(tmp_path: object) -> None:
+    """A send's settle or release finishes work already accepted: it passes a full queue; new work does not."""
+    path = f"{tmp_path}/admitted.db"
+    db = SqliteDatabase(path, max_pending_writes=2)
+    try:
+        await db.script(TABLE)
+        with admission_scope() as request:
+            assert await db.execute(INSERT, ("claim", 1)) == 1
+            assert request.admitted
+            with write_lock_held(path):
+                others = [elsewhere(db.execute(INSERT, (f"other{i}", i))) for i in range(2)]
+                await until(lambda: db.pending_writes == 2, "the queue at its bound")
+                with pytest.raises(StorageBusy):
+                    await elsewhere(db.execute(INSERT, ("new", 3)))
+
+                settle = asyncio.ensure_future(db.execute("UPDATE items SET n = 2 WHERE k = ?", ("claim",)))
+                await until(lambda: db.pending_writes == 3, "the settle queued past the bound")
+            assert await settle == 1
+            assert await asyncio.gather(*others) == [1, 1]
+        assert await keys(db) == {"claim", "other0", "other1"}
     finally:
         await db.close()
 

@@ -24,6 +24,7 @@ from smsfailover.express_shim.http_errors import (
     unexpected_error_handler,
 )
 from smsfailover.express_shim.services import build_services
+from smsfailover.express_shim.storage.admission import WriteAdmissionMiddleware
 from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.storage.migrations import migrate
 from smsfailover.express_shim.storage.open import open_database
@@ -90,7 +91,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = await (open_db() if open_db else open_database(config.database_url))
+        db = await (
+            open_db()
+            if open_db
+            else open_database(config.database_url, max_pending_writes=config.sqlite_max_pending_writes)
+        )
         try:
             await migrate(db)
             services = build_services(config, db, clock=clock, poster=poster, edge=edge)
@@ -109,7 +114,7 @@ def create_app(
 
     return Starlette(
         routes=[*origin_routes(), *extra_routes],
-        middleware=[Middleware(BodyLimitMiddleware)],
+        middleware=[Middleware(BodyLimitMiddleware), Middleware(WriteAdmissionMiddleware)],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_exception_handler,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from smsfailover.express_shim.devenv import DevSecrets
+from smsfailover.express_shim.storage.sqlite import MAX_PENDING_WRITES
 
 TWILIO_API_BASE = "https://api.twilio.com"
 
@@ -32,6 +33,7 @@ class OriginConfig:
     lease_s: float = 30.0
     rate_limit: float = 50.0
     metrics_public: bool = False
+    sqlite_max_pending_writes: int = MAX_PENDING_WRITES  # past it a request's first write is 503 storage_busy
     edge_timeout_s: float = 1.0  # one edge-ledger call: short, since the client gives the whole send 2 s
     outbox_interval_s: float = 2.0  # retries; a change itself wakes the outbox at once
     sync_interval_s: float = 2.0
@@ -83,6 +85,7 @@ class OriginConfig:
             lease_s=_number(env, "SMSFAILOVER_LEASE_S", 30.0),
             rate_limit=_number(env, "SMSFAILOVER_RATE_LIMIT", 50.0),
             metrics_public=env.get("SMSFAILOVER_METRICS_PUBLIC", "") in {"1", "true", "yes"},
+            sqlite_max_pending_writes=_count(env, "SMSFAILOVER_SQLITE_MAX_PENDING_WRITES", MAX_PENDING_WRITES),
         )
 
 
@@ -97,3 +100,12 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, not {raw!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)

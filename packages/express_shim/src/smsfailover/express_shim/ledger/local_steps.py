@@ -21,7 +21,7 @@ from smsfailover.core.ledger import (
 )
 from smsfailover.core.messages_api import Conclusion, abandon_claim
 from smsfailover.core.sql import claim_call, conclusion_calls, message_insert_if_claimed_call
-from smsfailover.express_shim.storage.base import Database
+from smsfailover.express_shim.storage.base import Database, StorageBusy
 
 
 class LocalSendSteps:
@@ -48,6 +48,8 @@ class LocalSendSteps:
             _claim, rows = await self._db.transaction(
                 [claim_call(record), message_insert_if_claimed_call(message, record)]
             )
+        except StorageBusy:  # refused before anything was queued: there is no claim to free, only the answer
+            raise
         except Exception as exc:  # e.g. a dropped PostgreSQL connection, perhaps after the commit
             raise await abandon_claim(self._db.execute, record, "origin", exc) from None
         return rows == 1
