@@ -61,10 +61,11 @@ MESSAGE: dict[str, object] = {
     "latency_ms": 12.5,
     "requires_refresh": True,
     "provider_message_id": None,
-    "content": 'héllo 😀 "quoted" \\ back',
+    "content": "the message text, which no ledger record keeps",
     "media_urls": ["https://example.com/a.png"],
-    "error": {"code": "x", "nested": [1, {"deep": None}]},
+    "error": {"code": "x", "message": 'héllo 😀 "quoted" \\ back', "nested": [1, {"deep": None}]},
 }
+KEPT = {name: value for name, value in MESSAGE.items() if name != "content"}  # what a completed record holds
 
 
 async def test_a_first_claim_is_stored_as_given(store: LedgerStore) -> None:
@@ -105,7 +106,7 @@ async def test_complete_stores_the_message_and_keeps_the_message_id(store: Ledge
     stored = await store.get("w1", "k1")
     assert stored is not None
     assert stored.state is LedgerState.COMPLETED
-    assert stored.message == MESSAGE
+    assert stored.message == KEPT
     assert stored.message_id == record().message_id
     assert stored.updated_at == T0 + 2
     assert (stored.created_at, stored.lease_expires_at, stored.fingerprint) == (T0, T0 + 30, "fp-a")
@@ -117,7 +118,7 @@ async def test_a_completed_key_is_not_claimed_again(store: LedgerStore) -> None:
     assert not await store.try_claim(record(at=T0 + 5, n=2))
     stored = await store.get("w1", "k1")
     assert stored is not None
-    assert (stored.state, stored.message) == (LedgerState.COMPLETED, MESSAGE)
+    assert (stored.state, stored.message) == (LedgerState.COMPLETED, KEPT)
 
 
 async def test_complete_only_from_claimed(store: LedgerStore) -> None:
@@ -129,7 +130,7 @@ async def test_complete_only_from_claimed(store: LedgerStore) -> None:
     await store.complete("w1", "k1", {"id": "second"}, T0 + 2, message_id=M1)
     stored = await store.get("w1", "k1")
     assert stored is not None
-    assert (stored.message, stored.updated_at) == (MESSAGE, T0 + 1)
+    assert (stored.message, stored.updated_at) == (KEPT, T0 + 1)
 
     assert await store.try_claim(record("k2"))
     await store.release("w1", "k2", T0 + 1, message_id=M1)
@@ -252,8 +253,20 @@ async def test_a_late_release_never_frees_the_next_attempts_claim(store: LedgerS
     assert await store.get("w1", "k1") == second
 
 
+async def test_no_record_keeps_the_message_content(store: LedgerStore) -> None:
+    """A replay needs the body and the fingerprint; the replaying request brings the content (ledger.ledger_body)."""
+    assert await store.try_claim(record("done"))
+    await store.complete("w1", "done", MESSAGE, T0 + 1, message_id=M1)
+    adopted = replace(record("theirs", n=7), state=LedgerState.COMPLETED, message=MESSAGE, endpoint="edge")
+    assert await store.adopt(adopted)
+    for key in ("done", "theirs"):
+        stored = await store.get("w1", key)
+        assert stored is not None
+        assert (stored.state, stored.message, stored.fingerprint) == (LedgerState.COMPLETED, KEPT, "fp-a")
+
+
 async def test_adopt_stores_a_key_new_here_and_replaces_only_what_it_may(store: LedgerStore) -> None:
-    theirs = replace(record(n=7), state=LedgerState.COMPLETED, message=MESSAGE, endpoint="edge")
+    theirs = replace(record(n=7), state=LedgerState.COMPLETED, message=KEPT, endpoint="edge")
     assert await store.adopt(theirs)
     assert await store.get("w1", "k1") == theirs
     assert not await store.adopt(replace(theirs, state=LedgerState.CLAIMED, message=None))  # never back to claimed
@@ -269,6 +282,6 @@ async def test_adopt_replaces_the_named_claim_or_a_released_row(store: LedgerSto
     assert await store.get("w1", "k2") == held
     assert await store.try_claim(record("k3"))
     await store.release("w1", "k3", T0 + 1, message_id=M1)
-    later = replace(record("k3", n=6), state=LedgerState.COMPLETED, message=MESSAGE)
+    later = replace(record("k3", n=6), state=LedgerState.COMPLETED, message=KEPT)
     assert await store.adopt(later)
     assert await store.get("w1", "k3") == later

@@ -8,11 +8,14 @@ The store does one thing atomically (`try_claim`: insert, or take over a RELEASE
 is made here, from the stored record and the clock (expiry is computed, never trusted to the store).
 Claims are fenced: completing or releasing names the claim's message id, and the store changes the row only while
 it still holds that claim, so a late or retried release can never free another attempt's claim (DESIGN.md rule 3).
+A completed record keeps the response body without the message content (`ledger_body`): a replay needs the body and
+the fingerprint, and the replaying request brings the content back.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -22,6 +25,17 @@ from smsfailover.core.ids import new_message_id
 
 LedgerMode = Literal["edge", "local"]
 RETENTION_S = 24 * 3600.0
+
+
+# The body fields a ledger record never keeps. A replay is answered only for a request whose fingerprint (to, content,
+# media_urls) equals the record's, so that request holds the same content; and 422 idempotency_key_reused needs only
+# the fingerprint. Keeping the text would only keep customer content for the ledger's whole retention.
+UNKEPT_FIELDS = frozenset({"content"})
+
+
+def ledger_body(message: Mapping[str, object]) -> dict[str, object]:
+    """What a ledger record keeps of a response body: all of it but the message content (UNKEPT_FIELDS)."""
+    return {name: value for name, value in message.items() if name not in UNKEPT_FIELDS}
 
 
 class LedgerState(StrEnum):
@@ -40,7 +54,7 @@ class LedgerRecord:
     lease_expires_at: float
     created_at: float
     updated_at: float
-    message: dict[str, object] | None = None  # the stored response body, once completed
+    message: dict[str, object] | None = None  # the stored response body (ledger_body: no content), once completed
     message_id: str = ""  # minted at claim time, so even an unknown outcome has an id
 
     def is_expired(self, now: float) -> bool:
@@ -72,7 +86,7 @@ class LedgerStore(Protocol):
     async def complete(
         self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
     ) -> None:
-        """Claimed by `message_id` -> COMPLETED with `message`; any other row is left as it is."""
+        """Claimed by `message_id` -> COMPLETED with `ledger_body(message)`; any other row is left as it is."""
         ...
 
     async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
@@ -84,7 +98,7 @@ class LedgerStore(Protocol):
 
         Written when the key is new here, the row here is RELEASED, or the row is this same attempt (its message
         id) or the claim named by `replacing`; a COMPLETED row of the same attempt never goes back to CLAIMED.
-        True if written."""
+        The record's message is kept as `ledger_body` keeps it. True if written."""
         ...
 
     async def purge(self, older_than: float) -> int: ...
@@ -112,7 +126,7 @@ class InMemoryLedgerStore:
         current = self._rows.get((workspace_id, key))
         if current is not None and current.state is LedgerState.CLAIMED and current.message_id == message_id:
             self._rows[(workspace_id, key)] = replace(
-                current, state=LedgerState.COMPLETED, message=dict(message), updated_at=now
+                current, state=LedgerState.COMPLETED, message=ledger_body(message), updated_at=now
             )
 
     async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
@@ -124,7 +138,8 @@ class InMemoryLedgerStore:
         current = self._rows.get((record.workspace_id, record.key))
         if current is not None and not may_adopt(current, record, replacing):
             return False
-        self._rows[(record.workspace_id, record.key)] = record
+        kept = None if record.message is None else ledger_body(record.message)
+        self._rows[(record.workspace_id, record.key)] = replace(record, message=kept)
         return True
 
     async def purge(self, older_than: float) -> int:

@@ -32,6 +32,7 @@ from smsfailover.core.ledger import (
     LedgerRecord,
     Replay,
     Unknown,
+    ledger_body,
 )
 from smsfailover.core.log import log_event
 from smsfailover.core.message import (
@@ -194,11 +195,11 @@ class MessageApi:
             outcome = await self._begin(record, message)
             if isinstance(outcome, Claimed):
                 return await self._call_provider(req, ledger, record, message)
-            return await self._answer_existing(outcome, req.workspace_id)
+            return await self._answer_existing(outcome, req.workspace_id, req.content)
         outcome = await ledger.claim(req.workspace_id, key, fingerprint(req), self.endpoint)
         if isinstance(outcome, Claimed):
             return await self._send_claimed(req, key, ledger, outcome.record)
-        return await self._answer_existing(outcome, req.workspace_id)
+        return await self._answer_existing(outcome, req.workspace_id, req.content)
 
     async def get_message(self, request: ApiRequest, message_id: str) -> ApiResponse:
         principal = self._authenticate(request)
@@ -260,10 +261,15 @@ class MessageApi:
     # ---- the send -----------------------------------------------------------------------------------------------
 
     async def _answer_existing(
-        self, outcome: Replay | InProgress | Unknown | KeyReused, workspace_id: str
+        self, outcome: Replay | InProgress | Unknown | KeyReused, workspace_id: str, content: str | None = None
     ) -> ApiResponse:
+        """`content`: the replaying request's. The record keeps no content (ledger.ledger_body), and a Replay means
+        the request's fingerprint, which covers the content, equals the record's: its content is the original."""
         if isinstance(outcome, Replay):
-            return ApiResponse(200, outcome.message, {"Idempotent-Replayed": "true"})
+            body = outcome.message
+            if content is not None and "content" not in body:
+                body = {**body, "content": content}
+            return ApiResponse(200, body, {"Idempotent-Replayed": "true"})
         if isinstance(outcome, InProgress):
             raise ApiError(
                 409,
@@ -445,12 +451,13 @@ class MessageApi:
         what = "complete" if complete else "release"
         if self._settle is not None and ledger.standalone:
             release_allowed = complete or ledger.may_release(claim, now)
-            conclusion = Conclusion(claim, fields, now, updated if complete else None)
+            conclusion = Conclusion(claim, fields, now, ledger_body(updated) if complete else None)
             step = self._settle(conclusion) if release_allowed else self._record(updated, fields, now)
             await self._finish(step, what)
         else:
             await self._record(updated, fields, now)
-            await self._finish(ledger.complete(claim, updated) if complete else ledger.release(claim), what)
+            step = ledger.complete(claim, ledger_body(updated)) if complete else ledger.release(claim)
+            await self._finish(step, what)
         await self._observe(updated)
         return updated
 

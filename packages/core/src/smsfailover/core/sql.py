@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from smsfailover.core.ids import parse_rfc3339, rfc3339
-from smsfailover.core.ledger import LedgerRecord, LedgerState
+from smsfailover.core.ledger import LedgerRecord, LedgerState, ledger_body
 from smsfailover.core.numbers import whole_number
 
 SCHEMA = """
@@ -177,7 +177,8 @@ def get_call(workspace_id: str, key: str) -> Statement:
 
 
 def complete_call(workspace_id: str, key: str, message: Mapping[str, object], now: float, message_id: str) -> Statement:
-    return _COMPLETE, [json.dumps(message), _ms(now), workspace_id, key, message_id]
+    """The record keeps `ledger_body(message)`: never the message content."""
+    return _COMPLETE, [json.dumps(ledger_body(message)), _ms(now), workspace_id, key, message_id]
 
 
 def release_call(workspace_id: str, key: str, now: float, message_id: str) -> Statement:
@@ -205,7 +206,7 @@ class SqlLedgerStore:
         await self._db.execute(*release_call(workspace_id, key, now, message_id))
 
     async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
-        message = json.dumps(record.message) if record.message is not None else None
+        message = json.dumps(ledger_body(record.message)) if record.message is not None else None
         rows = await self._db.fetch(
             _ADOPT,
             [
@@ -246,6 +247,20 @@ _INSERT_MESSAGE_IF_CLAIMED = (
     "WHERE EXISTS (SELECT 1 FROM idempotency_ledger WHERE workspace_id = ? AND idempotency_key = ? "
     "AND message_id = ? AND state = 'claimed')"
 )
+
+
+def changed_since_call(seq: int, limit: int, *, endpoint: str | None = None) -> Statement:
+    """Rows: the messages changed after `seq`, oldest change first (each row once, at its latest change)."""
+    where, params = "seq > ?", list[object]([seq])
+    if endpoint is not None:
+        where += " AND endpoint = ?"
+        params.append(endpoint)
+    return f"SELECT * FROM messages WHERE {where} ORDER BY seq LIMIT ?", [*params, limit]  # noqa: S608 (fixed clauses)
+
+
+# A bounded delete (SQLite, D1 and PostgreSQL all take a LIMIT in the subquery): one statement never holds the
+# writer for long, however large the backlog; the caller repeats it.
+_PURGE_MESSAGES = "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE created_at < ? LIMIT ?)"
 
 
 def message_insert_if_claimed_call(message: Mapping[str, Any], claim: LedgerRecord) -> Statement:
@@ -388,15 +403,12 @@ class SqlMessageStore:
         self, seq: int, limit: int = 100, *, endpoint: str | None = None
     ) -> builtins.list[dict[str, object]]:
         """Rows changed after `seq`, oldest change first (each row once, at its latest change)."""
-        where, params = "seq > ?", builtins.list[object]([seq])
-        if endpoint is not None:
-            where += " AND endpoint = ?"
-            params.append(endpoint)
-        rows = await self._db.fetch(
-            f"SELECT * FROM messages WHERE {where} ORDER BY seq LIMIT ?",  # noqa: S608 (fixed clauses)
-            [*params, limit],
-        )
+        rows = await self._db.fetch(*changed_since_call(seq, limit, endpoint=endpoint))
         return [message_from_row(r) for r in rows]
+
+    async def purge(self, older_than: float, *, limit: int) -> int:
+        """Delete at most `limit` messages created before `older_than` (epoch seconds); how many went."""
+        return await self._db.execute(_PURGE_MESSAGES, [_ms(older_than), limit])
 
 
 def is_valid_cursor(cursor: str) -> bool:

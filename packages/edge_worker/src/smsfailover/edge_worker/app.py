@@ -4,7 +4,8 @@
     GET  /v1/health                                          health, with every D1 shard and the configuration
     ledger, sync feed, settings mirror                       service_api.ServiceApi
     anything else                                            404 / 405 in the envelope
-    scheduled()                                              purge of old ledger records
+    scheduled()                                              the retention (retention.py): old ledger records,
+                                                             and old message rows the origin has synced
 
 Every ApiError becomes the contract's envelope; anything unexpected becomes a 500 envelope without details
 (the log gets the exception type, never a token or message content).
@@ -15,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
@@ -27,6 +27,7 @@ from smsfailover.core.ratelimit import TokenBucketLimiter
 from smsfailover.core.sql import BatchExecutor, SqlLedgerStore, conclusion_calls
 from smsfailover.edge_worker.config import EdgeConfig
 from smsfailover.edge_worker.mirror import SettingsMirror
+from smsfailover.edge_worker.retention import EdgeRetention, PurgeResult
 from smsfailover.edge_worker.routing import Route, Router
 from smsfailover.edge_worker.send_ledger import SendOpening
 from smsfailover.edge_worker.service_api import ServiceApi
@@ -34,11 +35,6 @@ from smsfailover.edge_worker.shards import ShardedLedgerStore, ShardedMessageSto
 from smsfailover.edge_worker.sync import SyncFeed
 
 VERSION = "0.1.0"
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeResult:
-    ledger_records: int
 
 
 class EdgeApp:
@@ -56,6 +52,7 @@ class EdgeApp:
         self._shards = shards = Shards(list(db) if isinstance(db, Sequence) else [db], shard_names)
         self._clock = clock
         self._ledger_store = ShardedLedgerStore(shards, [SqlLedgerStore(d) for d in shards.databases])
+        self._retention = EdgeRetention(shards, clock, config.retention_s)
         self._secret = config.jwt_secret or ""
         # lookups and judging; the edge's own sends claim through SendOpening, enabled workspaces only (send_ledger.py)
         ledger = IdempotencyLedger(self._ledger_store, clock, lease_s=config.lease_s)
@@ -99,7 +96,7 @@ class EdgeApp:
         service = ServiceApi(
             ledger=self._ledger_store,
             shards=shards,
-            feed=SyncFeed(messages),
+            feed=SyncFeed(shards, clock),
             mirror=SettingsMirror(shards.databases),
             jwt_secret=self._secret,
             clock=clock,
@@ -172,11 +169,12 @@ class EdgeApp:
         return body
 
     async def scheduled(self) -> PurgeResult:
-        """The Cron Trigger: drop ledger records older than the retention (never less than 24 h)."""
-        older_than = self._clock.time() - self._config.retention_s
-        purged = await self._ledger_store.purge(older_than)
-        log_event("edge.purge", ledger_records=purged)
-        return PurgeResult(purged)
+        """The Cron Trigger: drop ledger records older than the retention (never less than 24 h), and message rows
+        as old that the origin has synced (retention.py). A failed statement raises PurgeFailed once the rest ran,
+        so the invocation shows as failed."""
+        purged = await self._retention.purge()
+        log_event("edge.purge", ledger_records=purged.ledger_records, messages=purged.messages)
+        return purged
 
 
 def _not_configured() -> ApiError:

@@ -4,13 +4,32 @@ core's message table gives every change a new `seq` (in commit order: D1 runs on
 origin pages with the last `seq` it stored and never misses a message, whenever it comes back. Each D1 shard has
 its own sequence: the origin keeps one cursor per shard, and every page says how many shards there are. The data
 carries `content` (the origin stores what it lists); the route is for service tokens only.
+
+Each page's `after` is also the origin's acknowledgement: it asks for `after=SEQ` only once it has stored every
+change up to SEQ (express_shim/edge_sync.py stores its cursor after each page). The feed records the highest one in
+the shard's `sync_ack` (migration 0004), in the same D1 batch as the page's read and behind the shard identity check
+(an acknowledgement must never land in another shard's database); the retention (retention.py) deletes only rows
+at or below it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smsfailover.edge_worker.shards import ShardedMessageStore
+from smsfailover.core.clock import Clock
+from smsfailover.core.sql import Statement, changed_since_call, message_from_row
+from smsfailover.edge_worker.shards import Shards
+
+# Never lowers the mark: a lagging origin process (its cursor read before another one stored a later page) or a
+# retried call asks with an older `after`, which says nothing new.
+_ACK = (
+    "INSERT INTO sync_ack (id, seq, acked_at) VALUES (0, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, acked_at = excluded.acked_at WHERE excluded.seq > sync_ack.seq"
+)
+
+
+def ack_call(seq: int, now_ms: int) -> Statement:
+    return _ACK, [seq, now_ms]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +39,17 @@ class SyncPage:
 
 
 class SyncFeed:
-    def __init__(self, messages: ShardedMessageStore) -> None:
-        self._messages = messages
+    def __init__(self, shards: Shards, clock: Clock) -> None:
+        self._shards = shards
+        self._clock = clock
 
     async def page(self, *, shard: int, after: int, limit: int) -> SyncPage:
-        data = await self._messages.store(shard).changed_since(after, limit, endpoint="edge")
+        read = changed_since_call(after, limit, endpoint="edge")
+        if after > 0:  # acknowledges everything up to `after`
+            now_ms = round(self._clock.time() * 1000)
+            rows = (await self._shards.batch(shard, [ack_call(after, now_ms), read], now_ms))[1]
+        else:
+            rows = await self._shards.databases[shard].fetch(*read)
+        data = [message_from_row(row) for row in rows]
         last = data[-1].get("seq") if data else None
         return SyncPage(data, int(last) if isinstance(last, int) else after)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ class OriginConfig:
     reconcile_interval_s: float = 1.0  # the edge ledger queue, and the ping that ends degraded mode
     switch_interval_s: float = 0.5  # the two-phase failover switch
     purge_interval_s: float = 300.0
-    retention_s: float = 24 * 3600.0
+    retention_s: float = 24 * 3600.0  # the ledger and the status window's rows
+    history_retention_s: float = 0.0  # the message history (product data), its own setting; 0 keeps it for good
     background: bool = True  # tests that drive the tasks by hand turn them off
 
     @property
@@ -85,8 +87,31 @@ class OriginConfig:
             lease_s=_number(env, "SMSFAILOVER_LEASE_S", 30.0),
             rate_limit=_number(env, "SMSFAILOVER_RATE_LIMIT", 50.0),
             metrics_public=env.get("SMSFAILOVER_METRICS_PUBLIC", "") in {"1", "true", "yes"},
+            history_retention_s=_history_retention(env, "SMSFAILOVER_HISTORY_RETENTION_S"),
             sqlite_max_pending_writes=_count(env, "SMSFAILOVER_SQLITE_MAX_PENDING_WRITES", MAX_PENDING_WRITES),
         )
+
+
+MIN_HISTORY_RETENTION_S = 24 * 3600.0
+
+
+def _history_retention(env: Mapping[str, str], name: str) -> float:
+    """Seconds to keep a message, or 0 (the default) to keep every message. Otherwise at least a day: a message
+    outlives the ledger records (kept 24 h) whose replays and lookups name it, and its delivery callbacks."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value == 0:
+        return 0.0
+    if not (math.isfinite(value) and value >= MIN_HISTORY_RETENTION_S):
+        raise ConfigError(
+            f"{name} must be 0 (keep every message) or at least {MIN_HISTORY_RETENTION_S:.0f} seconds, not {raw!r}"
+        )
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

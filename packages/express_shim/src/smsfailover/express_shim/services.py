@@ -21,6 +21,7 @@ from smsfailover.express_shim.config import OriginConfig
 from smsfailover.express_shim.delivery_updates import DeliveryUpdates
 from smsfailover.express_shim.edge_client import EdgeClient, EdgeUnavailable
 from smsfailover.express_shim.edge_sync import EdgeMessageSync
+from smsfailover.express_shim.history_retention import purge_history
 from smsfailover.express_shim.ledger.detector import EdgeLedgerDetector
 from smsfailover.express_shim.ledger.origin_ledger import LedgerParts, LedgerSelection
 from smsfailover.express_shim.ledger.queue import EdgeLedgerQueue
@@ -163,6 +164,8 @@ class OriginServices:
         if purged:
             self.metrics.purged.inc(purged)
             log_event("ledger_purged", records=purged)
+        if self.config.history_retention_s > 0:  # the message history's own retention (history_retention.py)
+            await purge_history(self.messages, self.clock.time() - self.config.history_retention_s)
 
     def periodic_tasks(self) -> list[PeriodicTask]:
         c = self.config

@@ -119,6 +119,10 @@ def _parked_callbacks() -> str:
     return PARKED_TABLE
 
 
+# Migration 5: the message history's own retention (history_retention.py) deletes by creation time.
+HISTORY_INDEX = "CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at)"
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -127,6 +131,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(2, "parked delivery callbacks", _parked_callbacks),
     Migration(3, "ledger authority: failover switch, edge ledger queue, double sends", lambda: LEDGER_AUTHORITY),
+    # On a large PostgreSQL table an operator may build it first (CREATE INDEX CONCURRENTLY, the same name): a no-op.
+    Migration(5, "messages by creation time", lambda: HISTORY_INDEX),
 )
 
 _BOOKKEEPING = """
