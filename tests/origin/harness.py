@@ -173,6 +173,7 @@ async def running_origin(
             probe_interval_s=0.1,
             reconcile_interval_s=0.05,
             switch_interval_s=0.05,
+            status_rate_limit=1000.0,  # tests poll status every 20 ms; the limit itself: tests/page/test_read_limits.py
         )
         config = dataclasses.replace(config, **config_overrides)
         app = create_app(config, open_db=open_db)

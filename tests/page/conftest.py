@@ -85,6 +85,7 @@ async def page_origin(tmp_path: Path) -> AsyncIterator[PageOrigin]:
             edge_timeout_s=0.5,
             outbox_interval_s=0.05,
             probe_interval_s=0.1,
+            status_rate_limit=1000.0,  # tests poll /live every 20 ms; the limit's own tests: test_read_limits.py
         )
         app = create_app(config, extra_routes=settings_page.routes(), open_db=open_db)
         async with serve(app, port) as url:

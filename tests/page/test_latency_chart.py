@@ -1,9 +1,12 @@
-"""The chart's buckets (per minute, per endpoint, from the send log) and its geometry."""
+"""The chart's buckets (per minute, per endpoint, from the send log's rollup, a bounded read) and its geometry."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import pytest
 from smsfailover.express_shim.latency_chart import (
     BUCKETS,
     HEIGHT,
@@ -12,9 +15,20 @@ from smsfailover.express_shim.latency_chart import (
     latency_buckets,
     latency_chart,
 )
+from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.storage.migrations import migrate
 from smsfailover.express_shim.storage.sqlite import SqliteDatabase
-from smsfailover.express_shim.window_stats import SendLog
+from smsfailover.express_shim.window_stats import (
+    BUCKET_COUNT,
+    ENDPOINTS,
+    SLOT_MS,
+    SendLog,
+    bucket_of,
+    bucket_range,
+    percentile,
+)
+
+from tests.origin.pg import postgres_database
 
 NOW_MS = 1_800_000_000_000
 
@@ -97,3 +111,71 @@ def test_the_axis_rounds_up_to_a_readable_value() -> None:
         return build_chart({"origin": tuple(rows)}, NOW_MS).y_max_ms
 
     assert [y_max(v) for v in (3, 10, 11, 49, 51, 180, 1999, 2001)] == [10, 10, 20, 50, 100, 200, 2000, 5000]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def chart_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        db = SqliteDatabase(str(tmp_path / "chart.db"))
+        try:
+            yield db
+        finally:
+            await db.close()
+        return
+    async with postgres_database() as pg:
+        yield pg
+
+
+async def test_a_busy_window_reads_a_bounded_number_of_rows_and_each_minute_is_within_a_bucket(
+    chart_db: Database,
+) -> None:
+    await migrate(chart_db)
+    log = SendLog(chart_db)
+    sends = [
+        ("origin" if i % 3 else "edge", 3.0 + (i * 37) % 900, NOW_MS - 5_000 - (i * 7_919) % (16 * 60_000), i)
+        for i in range(3_000)
+    ]
+    for chunk in range(0, len(sends), 500):
+        await asyncio.gather(
+            *(
+                log.record(
+                    workspace_id="busy",
+                    endpoint=endpoint,
+                    ok=True,
+                    status="sent",
+                    latency_ms=latency,
+                    at_ms=at_ms,
+                    message_id=f"msg_{i}",
+                )
+                for endpoint, latency, at_ms, i in sends[chunk : chunk + 500]
+            )
+        )
+    fetched: list[int] = []
+    real_fetch = chart_db.fetch
+
+    async def counting_fetch(sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
+        rows = await real_fetch(sql, params)
+        fetched.append(len(rows))
+        return rows
+
+    chart_db.fetch = counting_fetch  # type: ignore[method-assign]
+    buckets = await latency_buckets(chart_db, "busy", NOW_MS)
+    assert len(fetched) == 1
+    assert fetched[0] <= BUCKETS * len(ENDPOINTS) * BUCKET_COUNT  # per minute, endpoint and bucket, not per send
+    # the chart's minutes end with the current 10-second slot (NOW_MS is on a slot boundary)
+    start = NOW_MS + SLOT_MS - BUCKETS * 60_000
+    for endpoint, rows in buckets.items():
+        for i, bucket in enumerate(rows):
+            mine = sorted(
+                lat for e, lat, at, _ in sends if e == endpoint and start + i * 60_000 <= at < start + (i + 1) * 60_000
+            )
+            assert bucket.requests == len(mine)
+            for got, q in ((bucket.p50_ms, 0.5), (bucket.p95_ms, 0.95)):
+                exact = percentile(mine, q)
+                if exact is None:
+                    assert got is None
+                    continue
+                lower, upper = bucket_range(bucket_of(exact))
+                assert upper is not None
+                assert got is not None
+                assert abs(got - exact) <= upper - lower

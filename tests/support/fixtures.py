@@ -43,6 +43,7 @@ class Stack:
         )
         # Load tests measure the ledger and failover, not the per-workspace limiter (its own tests set it low).
         self.env["SMSFAILOVER_RATE_LIMIT"] = "5000"
+        self.env["SMSFAILOVER_STATUS_RATE_LIMIT"] = "1000"  # tests poll status; the limit's own: test_read_limits
         # The edge ledger on three D1 shards (docs/scaling.md), so every end-to-end test crosses shards.
         self.env["SMSFAILOVER_D1_SHARDS"] = "DB,DB_1,DB_2"
         self.simulator = launch(simulator_spec(self.env, sim_port), self.log_dir, start=False)

@@ -133,6 +133,13 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     return (RedisError, OSError, TimeoutError)
 
 
+def redis_client(url: str) -> Redis:
+    """A Redis client (with its own connection pool) with the short timeouts a send path can afford."""
+    from redis.asyncio import Redis
+
+    return Redis.from_url(url, decode_responses=True, socket_timeout=0.25, socket_connect_timeout=0.25)
+
+
 class RedisBreakerStore:
     shared = True
 
@@ -177,10 +184,7 @@ class RedisBreakerStore:
     def from_url(
         cls, url: str, origin_url: str, *, policy: BreakerPolicy, fallback: CircuitBreaker, clock: Clock, **kw: Any
     ) -> RedisBreakerStore:
-        from redis.asyncio import Redis
-
-        client = Redis.from_url(url, decode_responses=True, socket_timeout=0.25, socket_connect_timeout=0.25)
-        return cls(client, origin_url, policy=policy, fallback=fallback, clock=clock, **kw)
+        return cls(redis_client(url), origin_url, policy=policy, fallback=fallback, clock=clock, **kw)
 
     @property
     def degraded(self) -> bool:

@@ -33,6 +33,7 @@ class OriginConfig:
     messaging_service_sid: str | None = None
     lease_s: float = 30.0
     rate_limit: float = 50.0
+    status_rate_limit: float = 5.0  # status route and settings-page polls, per workspace a second (read_limits.py)
     metrics_public: bool = False
     sqlite_max_pending_writes: int = MAX_PENDING_WRITES  # past it a request's first write is 503 storage_busy
     edge_timeout_s: float = 1.0  # one edge-ledger call: short, since the client gives the whole send 2 s
@@ -86,6 +87,7 @@ class OriginConfig:
             messaging_service_sid=env.get("SMSFAILOVER_MESSAGING_SERVICE_SID") or None,
             lease_s=_number(env, "SMSFAILOVER_LEASE_S", 30.0),
             rate_limit=_number(env, "SMSFAILOVER_RATE_LIMIT", 50.0),
+            status_rate_limit=_number(env, "SMSFAILOVER_STATUS_RATE_LIMIT", 5.0),
             metrics_public=env.get("SMSFAILOVER_METRICS_PUBLIC", "") in {"1", "true", "yes"},
             history_retention_s=_history_retention(env, "SMSFAILOVER_HISTORY_RETENTION_S"),
             sqlite_max_pending_writes=_count(env, "SMSFAILOVER_SQLITE_MAX_PENDING_WRITES", MAX_PENDING_WRITES),

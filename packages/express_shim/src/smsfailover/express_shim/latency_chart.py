@@ -1,7 +1,10 @@
 """Response times per endpoint over the last 15 minutes, as per-minute p50/p95 buckets laid out for an SVG chart.
 
-The figures come from the origin's send log (the same rows as the status route's window); the geometry is
-computed here so the template only draws it, and the same buckets feed the chart's text alternative (a table).
+The figures come from the send log's rollup (window_stats.py): one aggregate read, at most one row per minute,
+endpoint and latency bucket whatever the traffic, with the status route's percentiles (within one latency
+bucket's width). The minutes follow the rollup's 10-second slots: the last one ends with the current slot, so the
+chart spans the last 15 minutes give or take those seconds. The geometry is computed here so the template only
+draws it, and the same buckets feed the chart's text alternative (a table).
 """
 
 from __future__ import annotations
@@ -9,12 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smsfailover.express_shim.storage.base import Database
-from smsfailover.express_shim.window_stats import WINDOW_S, percentile
+from smsfailover.express_shim.window_stats import (
+    ENDPOINTS,
+    SLOT_MS,
+    WINDOW_S,
+    LatencyHistogram,
+    fastest_and_slowest,
+)
 
 BUCKET_S = 60
 BUCKETS = WINDOW_S // BUCKET_S
-ENDPOINTS = ("origin", "edge")
-_MAX_ROWS = 200_000  # the same bound as the status window: bounded work per chart
+_MINUTE_MS = BUCKET_S * 1000
+if _MINUTE_MS % SLOT_MS:  # pragma: no cover - a module constant
+    raise ValueError("a chart minute must be a whole number of the rollup's slots")
 
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 76, 16, 16, 40
@@ -69,26 +79,28 @@ class Chart:
 
 
 async def latency_buckets(db: Database, workspace_id: str, now_ms: int) -> dict[str, tuple[Bucket, ...]]:
-    start_ms = now_ms - BUCKETS * BUCKET_S * 1000
+    end_ms = (now_ms // SLOT_MS + 1) * SLOT_MS  # the end of the current slot
+    start_ms = end_ms - BUCKETS * _MINUTE_MS
     rows = await db.fetch(
-        "SELECT endpoint, latency_ms, created_at FROM send_log WHERE workspace_id = ? AND created_at >= ? "
-        "ORDER BY created_at DESC LIMIT ?",
-        (workspace_id, start_ms, _MAX_ROWS),
+        f"SELECT endpoint, (slot_ms - ?) / {_MINUTE_MS} AS minute, bucket, SUM(requests) AS requests, "  # noqa: S608
+        "MIN(min_ms) AS min_ms, MAX(max_ms) AS max_ms "
+        "FROM send_stats WHERE workspace_id = ? AND slot_ms >= ? AND slot_ms < ? GROUP BY 1, 2, 3",
+        (start_ms, workspace_id, start_ms, end_ms),
     )
-    grouped: dict[str, list[list[float]]] = {name: [[] for _ in range(BUCKETS)] for name in ENDPOINTS}
+    counts: dict[str, list[dict[int, int]]] = {name: [{} for _ in range(BUCKETS)] for name in ENDPOINTS}
+    seen: dict[str, list[dict[int, tuple[float, float]]]] = {name: [{} for _ in range(BUCKETS)] for name in ENDPOINTS}
     for row in rows:
-        endpoint = str(row["endpoint"])
-        index = (int(str(row["created_at"])) - start_ms) // (BUCKET_S * 1000)
-        if endpoint in grouped and 0 <= index < BUCKETS:
-            grouped[endpoint][index].append(float(str(row["latency_ms"])))
+        endpoint, minute, bucket = str(row["endpoint"]), int(str(row["minute"])), int(str(row["bucket"]))
+        if endpoint in counts and 0 <= minute < BUCKETS:
+            counts[endpoint][minute][bucket] = int(str(row["requests"]))
+            seen[endpoint][minute][bucket] = fastest_and_slowest(row)
     result: dict[str, tuple[Bucket, ...]] = {}
-    for endpoint, lists in grouped.items():
+    for endpoint, minutes in counts.items():
         buckets = []
-        for i, values in enumerate(lists):
-            values.sort()
-            buckets.append(
-                Bucket(start_ms + i * BUCKET_S * 1000, len(values), percentile(values, 0.5), percentile(values, 0.95))
-            )
+        for i, minute_counts in enumerate(minutes):
+            histogram = LatencyHistogram(minute_counts, seen[endpoint][i])
+            start = start_ms + i * _MINUTE_MS
+            buckets.append(Bucket(start, histogram.total, histogram.quantile(0.5), histogram.quantile(0.95)))
         result[endpoint] = tuple(buckets)
     return result
 

@@ -288,7 +288,7 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "operationId": "failoverStatus",
                     "security": _BEARER,
                     "parameters": [_WS_PARAM],
-                    "responses": {"200": _json(status_schema, "status"), **_errors(401, 403, 422)},
+                    "responses": {"200": _json(status_schema, "status"), **_errors(401, 403, 422, 429)},
                 }
             },
             "/v1/provider/twilio/status": {

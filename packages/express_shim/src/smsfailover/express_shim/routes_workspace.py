@@ -8,6 +8,7 @@ from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
 from smsfailover.core.numbers import whole_number
 from smsfailover.core.sql import is_valid_cursor
+from smsfailover.express_shim import read_limits
 from smsfailover.express_shim.access import workspace_caller
 from smsfailover.express_shim.failover_status import workspace_status
 from smsfailover.express_shim.services import OriginServices
@@ -81,6 +82,7 @@ async def patch_settings(request: Request) -> Response:
 async def failover_status(request: Request) -> Response:
     services = _services(request)
     ws = _workspace(request, services)
+    services.read_limiter.check(read_limits.STATUS, ws)
     return JSONResponse(await workspace_status(services, ws))
 
 

@@ -31,6 +31,8 @@ from smsfailover.express_shim.ledger.switch import FailoverSwitch
 from smsfailover.express_shim.mirror_push import MirrorPusher
 from smsfailover.express_shim.origin_metrics import OriginMetrics
 from smsfailover.express_shim.probes import HealthProbes, timed
+from smsfailover.express_shim.read_limits import ReadLimiter
+from smsfailover.express_shim.shared_breaker import SharedBreakerView
 from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.window_stats import SendLog
 from smsfailover.express_shim.workspace_settings import (
@@ -81,6 +83,8 @@ class OriginServices:
     provider: TwilioProvider
     poster: HttpPoster
     limiter: TokenBucketLimiter
+    read_limiter: ReadLimiter  # the status route and the settings page's poll
+    breaker: SharedBreakerView  # the fleet's shared breaker, through one Redis client per process
     probes: HealthProbes
     mirror: MirrorPusher
     sync: EdgeMessageSync
@@ -104,6 +108,7 @@ class OriginServices:
     async def aclose(self) -> None:
         await self.ledgers.parts.completions.drain(timeout_s=2.0)  # completions the edge has not heard yet
         await self.edge.aclose()
+        await self.breaker.aclose()
         close = getattr(self.poster, "aclose", None)
         if close is not None:
             await close()
@@ -268,6 +273,8 @@ def build_services(
         provider=provider,
         poster=poster,
         limiter=TokenBucketLimiter(rate=config.rate_limit, clock=clock),
+        read_limiter=ReadLimiter(rate=config.status_rate_limit, clock=clock, on_refused=metrics.rate_limited.inc),
+        breaker=SharedBreakerView(config.origin_url),
         probes=HealthProbes({"origin": db_ping, "edge": edge.health}, clock.time),
         mirror=MirrorPusher(SettingsOutbox(db), edge),
         sync=sync,

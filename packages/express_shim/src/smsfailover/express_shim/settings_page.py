@@ -19,12 +19,11 @@ from urllib.parse import urlencode
 import jinja2
 from smsfailover.core.errors import ApiError
 from smsfailover.core.message import validate_workspace_id
-from smsfailover.express_shim import page_auth
+from smsfailover.express_shim import page_auth, read_limits
 from smsfailover.express_shim.failover_status import workspace_status
 from smsfailover.express_shim.latency_chart import latency_chart
 from smsfailover.express_shim.routes_workspace import parse_settings_patch, settings_body
 from smsfailover.express_shim.services import OriginServices
-from smsfailover.express_shim.shared_breaker import steer_breaker
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -174,7 +173,7 @@ async def breaker_form(request: Request) -> Response:
     if refused is not None:
         return refused
     try:
-        await steer_breaker(_services(request).config.origin_url, str(form.get("action", "")))
+        await _services(request).breaker.steer(str(form.get("action", "")))
     except ApiError as exc:
         return _error_page(request, exc.status, "Breaker not changed", exc.message, workspace=ws)
     return RedirectResponse(page_url(ws), 303)
@@ -197,6 +196,7 @@ def _api_workspace(request: Request) -> str:
 async def live(request: Request) -> Response:
     ws = _api_workspace(request)
     services = _services(request)
+    services.read_limiter.check(read_limits.LIVE, ws)
     status = await workspace_status(services, ws)
     chart = await latency_chart(services.db, ws, services.now_ms())
     chart_html = _templates.get_template("_chart.html").render(chart=chart)

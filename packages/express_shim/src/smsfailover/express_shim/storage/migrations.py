@@ -123,6 +123,12 @@ def _parked_callbacks() -> str:
 HISTORY_INDEX = "CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at)"
 
 
+def _send_stats() -> str:
+    from smsfailover.express_shim.window_stats import SEND_STATS_TABLE
+
+    return SEND_STATS_TABLE
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -133,6 +139,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "ledger authority: failover switch, edge ledger queue, double sends", lambda: LEDGER_AUTHORITY),
     # On a large PostgreSQL table an operator may build it first (CREATE INDEX CONCURRENTLY, the same name): a no-op.
     Migration(5, "messages by creation time", lambda: HISTORY_INDEX),
+    Migration(6, "send log rollup for the status window (window_stats.py)", _send_stats),
 )
 
 _BOOKKEEPING = """
