@@ -51,7 +51,7 @@ def _sql(url: str) -> StoreFactory:
 def _d1(stack: BenchStack, batch_sizes: list[int]) -> StoreFactory:
     @asynccontextmanager
     async def open_store() -> AsyncIterator[LedgerStore]:
-        edge = EdgeClient(stack.edge.url, ServiceToken(stack.secrets.jwt_secret, SystemClock()), timeout_s=10.0)
+        edge = EdgeClient(stack.edge.url, ServiceToken(stack.secrets.service_key, SystemClock()), timeout_s=10.0)
         try:
             yield _EdgeRoutesStore(EdgeLedger(edge, LedgerBatcher(edge, on_batch=batch_sizes.append)))
         finally:
@@ -194,7 +194,7 @@ async def capacity_model_check(stack: BenchStack, settings: RunSettings, section
     """docs/scaling.md's model, time per batch = T0 + B x T1, fitted on batches of 1 and 128 and checked at the
     sizes between; then the same batches over 1 and 3 shards (a 3-shard edge started for it)."""
     batches = settings.pick(40, 8)
-    client = EdgeClient(stack.edge.url, ServiceToken(stack.secrets.jwt_secret, SystemClock()), timeout_s=30.0)
+    client = EdgeClient(stack.edge.url, ServiceToken(stack.secrets.service_key, SystemClock()), timeout_s=30.0)
     try:
         await _batch_rate(client, 8, 3)  # warm-up
         measured = {size: await _batch_rate(client, size, batches) for size in (1, 8, 32, 64, 128)}
@@ -243,7 +243,7 @@ async def _sharded_rate(stack: BenchStack, settings: RunSettings, *, shards: int
         edge_spec(env, free_port(), stack.base / f"edge-{shards}-shards", python_modules=stack.python_modules)
     )
     await asyncio.to_thread(stack.run, edge)
-    client = EdgeClient(edge.url, ServiceToken(stack.secrets.jwt_secret, SystemClock()), timeout_s=30.0)
+    client = EdgeClient(edge.url, ServiceToken(stack.secrets.service_key, SystemClock()), timeout_s=30.0)
     try:
         await _batch_rate(client, 8, 3)
         return await _batch_rate(client, size, settings.pick(40, 8))

@@ -123,7 +123,7 @@ class BenchStack:
         """For the edge's service routes (its ledger ping)."""
         from smsfailover.core.auth import issue_token
 
-        return issue_token(self.secrets.jwt_secret, service=True, ttl_s=6 * 3600)
+        return issue_token(self.secrets.service_key, service=True, ttl_s=6 * 3600)
 
     def client_env(self, origin_url: str) -> dict[str, str]:
         return {**self.env, "SMSFAILOVER_ORIGIN_URL": origin_url}

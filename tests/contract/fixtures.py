@@ -14,7 +14,7 @@ __all__ = ["edge_api", "origin_api", "sim", "stack", "tokens"]
 
 @pytest.fixture(scope="session")
 def tokens(stack: Stack) -> Tokens:
-    return Tokens(stack.jwt_secret)
+    return Tokens(stack.jwt_secret, stack.secrets.service_key)
 
 
 @pytest.fixture(scope="session")

@@ -61,13 +61,17 @@ class Tokens:
     """Mints HS256 tokens the way CONTRACT §3 describes them, independently of the code under test."""
 
     secret: str
+    service_key: str
 
     def workspace(self, workspace_id: str, *, ttl_s: float = 3600) -> str:
         claims = {"workspace_id": workspace_id, "exp": int(time.time() + ttl_s)}
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
     def service(self, *, ttl_s: float = 3600) -> str:
-        return jwt.encode({"role": "service", "exp": int(time.time() + ttl_s)}, self.secret, algorithm="HS256")
+        return jwt.encode({"role": "service", "exp": int(time.time() + ttl_s)}, self.service_key, algorithm="HS256")
+
+    def operator(self, *, ttl_s: float = 3600) -> str:
+        return jwt.encode({"role": "operator", "exp": int(time.time() + ttl_s)}, self.service_key, algorithm="HS256")
 
     def expired(self, workspace_id: str) -> str:
         return self.workspace(workspace_id, ttl_s=-120)

@@ -103,3 +103,47 @@ def test_errors_never_echo_the_token(api: Api) -> None:
     assert resp.status_code == 401
     assert token not in resp.text
     assert json_body(resp)["error"]["code"] == "unauthorized"
+
+
+# ---- issue 13: one verification path, two keys, an operator role -----------------------------------------------
+
+
+def _claims_token(api: Api, claims: dict[str, object]) -> str:
+    return jwt.encode(claims, api.tokens.secret, algorithm="HS256")
+
+
+def _odd_time_tokens(api: Api, ws: str) -> dict[str, str]:
+    now = int(time.time())
+    return {
+        "nbf_in_the_future": _claims_token(api, {"workspace_id": ws, "nbf": now + 3600, "exp": now + 7200}),
+        "iat_in_the_future": _claims_token(api, {"workspace_id": ws, "iat": now + 3600, "exp": now + 7200}),
+        "string_exp": _claims_token(api, {"workspace_id": ws, "exp": str(now + 3600)}),
+    }
+
+
+@pytest.mark.parametrize("kind", ["nbf_in_the_future", "iat_in_the_future", "string_exp"])
+def test_every_route_checks_exp_nbf_and_iat_the_same_way(api: Api, sim: Simulator, kind: str) -> None:
+    ws = new_workspace()
+    token = _odd_time_tokens(api, ws)[kind]
+    body = send_body(ws)
+    assert_error(api.send(ws, body, token=token), 401, "unauthorized")
+    assert_error(api.get("/v1/messages", token=token, params={"idempotency_key": "k"}), 401, "unauthorized")
+    if api.name == "origin":  # the origin's workspace routes went through another check before
+        for path in (f"/v1/workspaces/{ws}/settings", f"/v1/workspaces/{ws}/sms-failover/status"):
+            assert_error(api.get(path, token=token), 401, "unauthorized")
+    else:
+        assert_error(api.get(f"/v1/workspaces/{ws}/settings", token=token), 401, "unauthorized")
+    assert sim.received(body["content"]) == []
+
+
+@pytest.mark.parametrize("role", ["service", "operator"])
+def test_a_fleet_token_made_with_the_workspace_secret_is_refused(api: Api, role: str) -> None:
+    forged = _claims_token(api, {"role": role, "exp": int(time.time()) + 600})
+    assert_error(api.get(SERVICE_ROUTE[api.name], token=forged), 401, "unauthorized")
+
+
+def test_an_operator_token_is_not_a_service_token(api: Api) -> None:
+    if api.name == "edge":  # the edge's service routes are for the origin's service token only
+        assert_error(api.get(SERVICE_ROUTE["edge"], token=api.tokens.operator()), 403, "forbidden")
+    else:  # the origin's /metrics is for either of the fleet's tokens
+        assert api.get(SERVICE_ROUTE["origin"], token=api.tokens.operator()).status_code == 200

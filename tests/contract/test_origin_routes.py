@@ -12,6 +12,7 @@ from tests.contract.kit import (
     assert_error,
     assert_rfc3339_utc,
     assert_sent_message,
+    bearer,
     json_body,
     new_workspace,
     poll,
@@ -233,3 +234,20 @@ def test_an_unsigned_or_forged_status_callback_is_refused(origin_api: Api) -> No
         assert refused.status_code == 403, refused.text
         assert json_body(refused)["error"]["code"] in {"forbidden", "invalid_signature"}
     assert json_body(origin_api.ws_get(ws, f"/v1/messages/{sent['id']}"))["status"] != "failed"
+
+
+def test_the_fleet_breaker_action_needs_an_operator_token(origin_api: Api) -> None:
+    """POST /v1/breaker moves every tenant's traffic: a workspace or service token is refused; an operator's
+    reaches the action (this stack has no shared breaker, so it answers 409 breaker_not_shared)."""
+    ws = new_workspace()
+    tokens = origin_api.tokens
+    for token, status, code in (
+        (None, 401, "unauthorized"),
+        (tokens.workspace(ws), 403, "forbidden"),
+        (tokens.service(), 403, "forbidden"),
+        (tokens.operator(), 409, "breaker_not_shared"),
+    ):
+        resp = origin_api.http.post("/v1/breaker", json={"action": "isolate"}, headers=bearer(token))
+        assert_error(resp, status, code)
+    refused = origin_api.http.post("/v1/breaker", content=b"{", headers=bearer(tokens.operator()))
+    assert_error(refused, 400, "invalid_json")

@@ -30,7 +30,9 @@ def run(stack: Stack, tmp_path: Path) -> Run:
             {
                 "SMSFAILOVER_ORIGIN_URL": stack.origin_url,
                 "SMSFAILOVER_EDGE_URL": stack.edge_url,
+                "SMSFAILOVER_ENV": "development",  # the stack's own mode: the CLI may mint tokens with the secret
                 "SMSFAILOVER_JWT_SECRET": stack.jwt_secret,
+                "SMSFAILOVER_SERVICE_KEY": stack.secrets.service_key,
                 "NO_COLOR": "1",
                 "COLUMNS": "120",
             }
@@ -58,16 +60,19 @@ def _json(proc: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(proc.stdout)
 
 
-def test_token_mints_a_workspace_and_a_service_token(run: Run, stack: Stack) -> None:
+def test_token_mints_workspace_service_and_operator_tokens_each_with_its_key(run: Run, stack: Stack) -> None:
     ws = new_workspace("cli")
     proc = run("token", "--workspace", ws)
     assert proc.returncode == 0, proc.stderr
     claims = jwt.decode(proc.stdout.strip(), stack.jwt_secret, algorithms=["HS256"])
     assert claims["workspace_id"] == ws
 
-    service = run("token", "--workspace", ws, "--service")
-    assert service.returncode == 0, service.stderr
-    assert jwt.decode(service.stdout.strip(), stack.jwt_secret, algorithms=["HS256"])["role"] == "service"
+    for role in ("service", "operator"):
+        minted = run("token", f"--{role}")
+        assert minted.returncode == 0, minted.stderr
+        assert jwt.decode(minted.stdout.strip(), stack.secrets.service_key, algorithms=["HS256"])["role"] == role
+        with pytest.raises(jwt.InvalidSignatureError):
+            jwt.decode(minted.stdout.strip(), stack.jwt_secret, algorithms=["HS256"])
 
 
 def test_send_prints_the_result_as_json_and_sends_once(run: Run, sim: Simulator) -> None:
@@ -119,7 +124,15 @@ def test_missing_or_bad_credentials_exit_3(run: Run) -> None:
     assert no_secret.returncode == 3, (no_secret.stdout, no_secret.stderr)
     assert "Traceback" not in no_secret.stderr
 
-    forged = Tokens("another-secret-" + "y" * 32).workspace(ws)
+    # Outside development a client process sends with a token it is given: the signing key is not read.
+    production = run(
+        "send", "--workspace", ws, "--to", "+16266635938", "--content", "hi",
+        env={"SMSFAILOVER_TOKEN": None, "SMSFAILOVER_ENV": "production"},
+    )  # fmt: skip
+    assert production.returncode == 3, (production.stdout, production.stderr)
+    assert "SMSFAILOVER_TOKEN" in production.stderr
+
+    forged = Tokens("another-secret-" + "y" * 32, "").workspace(ws)
     bad = run(
         "send", "--workspace", ws, "--to", "+16266635938", "--content", "hi",
         env={"SMSFAILOVER_JWT_SECRET": None, "SMSFAILOVER_TOKEN": forged},

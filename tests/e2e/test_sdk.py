@@ -17,6 +17,7 @@ from tests.support.fixtures import Stack
 def sync_client(stack: Stack, tokens: Tokens, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncFailoverClient]:
     monkeypatch.setenv("SMSFAILOVER_ORIGIN_URL", stack.origin_url)
     monkeypatch.setenv("SMSFAILOVER_EDGE_URL", stack.edge_url)
+    monkeypatch.setenv("SMSFAILOVER_ENV", "development")  # the stack's mode: the client mints with the secret
     monkeypatch.setenv("SMSFAILOVER_JWT_SECRET", stack.jwt_secret)
     monkeypatch.delenv("SMSFAILOVER_TOKEN", raising=False)
     client = SyncFailoverClient.from_env()

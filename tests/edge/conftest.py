@@ -11,6 +11,7 @@ import pytest
 
 from .fake_provider import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeProvider
 from .host_process import EdgeHostProcess, vendor
+from .tokens import service_key_for
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +46,7 @@ def edge_host(
         env={
             "SMSFAILOVER_ENV": "test",
             "SMSFAILOVER_JWT_SECRET": jwt_secret,
+            "SMSFAILOVER_SERVICE_KEY": service_key_for(jwt_secret),
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "SMSFAILOVER_FROM": FROM,

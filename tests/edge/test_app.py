@@ -22,6 +22,7 @@ from smsfailover.edge_worker.config import EdgeConfig
 from .host_process import REPO_ROOT
 
 SECRET = "edge-unit-test-secret-of-sufficient-length"
+SERVICE_KEY = "edge-unit-test-service-key-of-sufficient-length"
 TO = "+16266635938"
 WS = "ws_unit"
 DAY = 24 * 3600.0
@@ -80,13 +81,14 @@ def ws_token(clock: ManualClock, ws: str = WS) -> str:
 
 
 def service_token(clock: ManualClock) -> str:
-    return issue_token(SECRET, service=True, now=clock.time())
+    return issue_token(SERVICE_KEY, service=True, now=clock.time())
 
 
 def make_edge(*, enabled: tuple[str, ...] = (WS,), **env: str) -> Edge:
     """An edge whose settings mirror holds `enabled` as failover-enabled (the edge sends for no other)."""
     values = {
         "SMSFAILOVER_JWT_SECRET": SECRET,
+        "SMSFAILOVER_SERVICE_KEY": SERVICE_KEY,
         "TWILIO_ACCOUNT_SID": "AC1",
         "TWILIO_AUTH_TOKEN": "token",
         "SMSFAILOVER_FROM": "+15005550006",
@@ -209,15 +211,37 @@ async def test_an_expired_lease_is_reported_unknown(edge: Edge) -> None:
     assert edge.poster.forms == []
 
 
-async def test_without_a_secret_only_health_answers_and_it_says_why() -> None:
+async def test_without_a_secret_only_health_answers_and_says_why_to_a_service_token_only() -> None:
     edge = make_edge(SMSFAILOVER_JWT_SECRET="")
     health = await edge.call("GET", "/v1/health")
     assert health.status == 200
     assert health.body["status"] == "degraded"
-    assert any("SMSFAILOVER_JWT_SECRET" in p for p in listed(health.body["problems"]))
+    assert "problems" not in health.body  # configuration is nobody else's business
+    detailed = await edge.call("GET", "/v1/health", token=service_token(edge.clock))
+    assert any("SMSFAILOVER_JWT_SECRET" in p for p in listed(detailed.body["problems"]))
     refused = await edge.call("POST", "/v1/messages", {"to": TO, "content": "x", "workspace_id": WS})
     assert refused.status == 503
     assert code(refused) == "not_configured"
+    assert "SMSFAILOVER" not in str(refused.body)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("SMSFAILOVER_JWT_SECRET", "short-secret"), ("SMSFAILOVER_SERVICE_KEY", ""), ("SMSFAILOVER_SERVICE_KEY", SECRET)],
+)
+async def test_outside_development_weak_or_shared_keys_serve_nothing_but_health(name: str, value: str) -> None:
+    edge = make_edge(enabled=(WS,), **{name: value})
+    refused = await edge.call("POST", "/v1/messages", {"to": TO, "content": "x", "workspace_id": WS})
+    assert (refused.status, code(refused)) == (503, "not_configured")
+    assert (await edge.call("GET", "/v1/health")).body["status"] == "degraded"
+    assert edge.poster.forms == []
+
+
+async def test_a_service_token_signed_with_the_workspace_key_is_refused() -> None:
+    edge = make_edge()
+    forged = issue_token(SECRET, service=True, now=edge.clock.time())
+    refused = await edge.call("GET", "/v1/sync/messages", token=forged, query={"after": "0", "limit": "1"})
+    assert (refused.status, code(refused)) == (401, "unauthorized")
 
 
 async def test_unexpected_errors_become_a_500_envelope_without_details(edge: Edge) -> None:

@@ -25,12 +25,36 @@ def test_problems_name_every_missing_setting() -> None:
     assert any("TWILIO_AUTH_TOKEN" in p for p in problems)
     assert any("SMSFAILOVER_FROM" in p for p in problems)
     complete = config(
-        SMSFAILOVER_JWT_SECRET="s",
+        SMSFAILOVER_JWT_SECRET="w" * 32,
+        SMSFAILOVER_SERVICE_KEY="s" * 32,
         TWILIO_ACCOUNT_SID="AC1",
         TWILIO_AUTH_TOKEN="t",
         SMSFAILOVER_FROM="+15005550006",
     )
     assert complete.problems() == []
+
+
+KEYS = {"SMSFAILOVER_JWT_SECRET": "w" * 32, "SMSFAILOVER_SERVICE_KEY": "s" * 32}
+
+
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        ({"SMSFAILOVER_JWT_SECRET": "short"}, "SMSFAILOVER_JWT_SECRET must be at least 32 bytes (it is 5)"),
+        ({"SMSFAILOVER_SERVICE_KEY": "s" * 31}, "SMSFAILOVER_SERVICE_KEY must be at least 32 bytes (it is 31)"),
+        ({"SMSFAILOVER_SERVICE_KEY": ""}, "SMSFAILOVER_SERVICE_KEY is not set"),
+        ({"SMSFAILOVER_SERVICE_KEY": "w" * 32}, "SMSFAILOVER_SERVICE_KEY must differ from SMSFAILOVER_JWT_SECRET"),
+    ],
+)
+def test_outside_development_the_keys_must_be_long_set_and_distinct(keys: dict[str, str], problem: str) -> None:
+    cfg = config(**{**KEYS, **keys})
+    assert cfg.key_problems() == [problem]
+    assert problem in cfg.problems()
+
+
+def test_in_development_one_short_secret_is_enough() -> None:
+    assert config(SMSFAILOVER_ENV="development", SMSFAILOVER_JWT_SECRET="dev").key_problems() == []
+    assert config(SMSFAILOVER_ENV="development").key_problems() == ["SMSFAILOVER_JWT_SECRET is not set"]
 
 
 def test_blank_values_count_as_unset_and_urls_lose_a_trailing_slash() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from .fake_provider import ACCOUNT_SID, AUTH_TOKEN, FROM
 from .host_process import EdgeHostProcess
-from .tokens import bearer, service_token, workspace_token
+from .tokens import bearer, service_key_for, service_token, workspace_token
 
 pytestmark = [pytest.mark.pyodide, pytest.mark.e2e]
 
@@ -34,6 +34,7 @@ def host_without_provider(
         env={
             "SMSFAILOVER_ENV": "test",
             "SMSFAILOVER_JWT_SECRET": jwt_secret,
+            "SMSFAILOVER_SERVICE_KEY": service_key_for(jwt_secret),
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "SMSFAILOVER_FROM": FROM,

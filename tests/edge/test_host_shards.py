@@ -12,13 +12,14 @@ from smsfailover.core.clock import SystemClock
 from smsfailover.core.ledger import IdempotencyLedger, InMemoryLedgerStore
 
 from .host_process import EdgeHostProcess
-from .tokens import bearer, service_token
+from .tokens import bearer, service_key_for, service_token
 
 
 def host_env(jwt_secret: str, shards: str) -> dict[str, str]:
     return {
         "SMSFAILOVER_ENV": "test",
         "SMSFAILOVER_JWT_SECRET": jwt_secret,
+        "SMSFAILOVER_SERVICE_KEY": service_key_for(jwt_secret),
         "TWILIO_ACCOUNT_SID": "AC0",
         "TWILIO_AUTH_TOKEN": "t",
         "SMSFAILOVER_FROM": "+15005550006",

@@ -18,7 +18,7 @@ from smsfailover.edge_worker.config import EdgeConfig
 from smsfailover.edge_worker.shards import shard_of
 
 from .host_process import REPO_ROOT
-from .test_app import SECRET, ScriptedPoster, service_token
+from .test_app import SECRET, SERVICE_KEY, ScriptedPoster, service_token
 
 WS = "ws_batch"
 EDGE_ONLY = sorted((REPO_ROOT / "packages/edge_worker/migrations").glob("*.sql"))[1:]
@@ -36,6 +36,7 @@ def shard_db() -> SqliteExecutor:
 def make_app(dbs: list[SqliteExecutor], clock: ManualClock) -> EdgeApp:
     values = {
         "SMSFAILOVER_JWT_SECRET": SECRET,
+        "SMSFAILOVER_SERVICE_KEY": SERVICE_KEY,
         "TWILIO_ACCOUNT_SID": "AC1",
         "TWILIO_AUTH_TOKEN": "token",
         "SMSFAILOVER_FROM": "+15005550006",

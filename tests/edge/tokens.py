@@ -11,8 +11,15 @@ def workspace_token(secret: str, workspace_id: str, ttl_s: int = 600) -> str:
     return jwt.encode({"workspace_id": workspace_id, "exp": int(time.time()) + ttl_s}, secret, algorithm="HS256")
 
 
+def service_key_for(secret: str) -> str:
+    """The service key the test hosts run with beside `secret` (CONTRACT §3: never the workspace key itself)."""
+    return "service-key-of-" + secret
+
+
 def service_token(secret: str, ttl_s: int = 600) -> str:
-    return jwt.encode({"role": "service", "exp": int(time.time()) + ttl_s}, secret, algorithm="HS256")
+    """A service token for a host whose workspace key is `secret`: signed with its service key."""
+    claims = {"role": "service", "exp": int(time.time()) + ttl_s}
+    return jwt.encode(claims, service_key_for(secret), algorithm="HS256")
 
 
 def bearer(token: str) -> dict[str, str]:

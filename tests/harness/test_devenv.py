@@ -34,6 +34,7 @@ def test_the_environment_has_what_all_three_processes_need() -> None:
 
     assert env["SMSFAILOVER_ENV"] == "development"
     assert env["SMSFAILOVER_JWT_SECRET"] == "s"
+    assert env["SMSFAILOVER_SERVICE_KEY"] not in ("", "s")  # derived from it, never the same key
     assert env["SMSFAILOVER_PROVIDER_URL"] == "http://127.0.0.1:1"
     assert env["SMSFAILOVER_STATUS_CALLBACK_URL"] == "http://127.0.0.1:2/v1/provider/twilio/status"
     assert env["SMSFAILOVER_EDGE_URL"] == "http://127.0.0.1:3"

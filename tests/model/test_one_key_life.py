@@ -85,6 +85,7 @@ T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EDGE_MIGRATIONS = sorted((REPO_ROOT / "packages/edge_worker/migrations").glob("*.sql"))
 SECRET = "model-test-secret-long-enough-for-hs256-0123456789"
+SERVICE_KEY = "model-test-service-key-long-enough-for-hs256-0123"
 EDGE_URL = "http://edge.test"
 WS = "ws_model"
 TO = "+16266635938"
@@ -111,6 +112,7 @@ ALLOWED_CODES = {
 def origin_config() -> OriginConfig:
     return OriginConfig(
         jwt_secret=SECRET,
+        service_key=SERVICE_KEY,
         env="test",
         edge_url=EDGE_URL,
         provider_url="http://provider.test",
@@ -126,6 +128,7 @@ def origin_config() -> OriginConfig:
 def edge_config() -> EdgeConfig:
     values = {
         "SMSFAILOVER_JWT_SECRET": SECRET,
+        "SMSFAILOVER_SERVICE_KEY": SERVICE_KEY,
         "TWILIO_ACCOUNT_SID": "AC1",
         "TWILIO_AUTH_TOKEN": "provider-token",
         "SMSFAILOVER_FROM": "+15005550006",
@@ -292,7 +295,7 @@ class OneKeyLife(RuleBasedStateMachine):
         await migrate(self.db)
         edge = EdgeClient(
             EDGE_URL,
-            ServiceToken(SECRET, self.clock),
+            ServiceToken(SERVICE_KEY, self.clock),
             timeout_s=self.config.edge_timeout_s,
             transport=httpx2.MockTransport(self._edge_network),
         )

@@ -64,7 +64,10 @@ class Origin:
         return jwt.encode({"workspace_id": ws, "exp": int(time.time() + ttl_s)}, self.secrets.jwt_secret, "HS256")
 
     def service_token(self) -> str:
-        return jwt.encode({"role": "service", "exp": int(time.time() + 600)}, self.secrets.jwt_secret, "HS256")
+        return jwt.encode({"role": "service", "exp": int(time.time() + 600)}, self.secrets.service_key, "HS256")
+
+    def operator_token(self) -> str:
+        return jwt.encode({"role": "operator", "exp": int(time.time() + 600)}, self.secrets.service_key, "HS256")
 
     def auth(self, ws: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(ws)}"}
@@ -160,6 +163,7 @@ async def running_origin(
         edge_url = f"http://127.0.0.1:{edge_link.port}"
         config = OriginConfig(
             jwt_secret=secrets.jwt_secret,
+            service_key=secrets.service_key,
             env="test",
             origin_url=origin_url,
             edge_url=edge_url,

@@ -75,6 +75,7 @@ def test_the_migrate_command_migrates_a_sqlite_file(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "SMSFAILOVER_JWT_SECRET": "test-secret-" + "x" * 40,
+        "SMSFAILOVER_SERVICE_KEY": "test-service-key-" + "y" * 40,
         "SMSFAILOVER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
     }
     first = subprocess.run(

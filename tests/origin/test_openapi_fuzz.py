@@ -72,6 +72,7 @@ def test_every_route_is_described(openapi: dict[str, Any]) -> None:
         "/v1/workspaces/{ws}/settings",
         "/v1/workspaces/{ws}/sms-failover/status",
         "/v1/provider/twilio/status",
+        "/v1/breaker",
         "/metrics",
     }
 

@@ -3,6 +3,8 @@ and the small fake edge: what the page's plain-HTTP tests talk to."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +35,7 @@ class PageOrigin:
     url: str
     app: Starlette
     secret: str
+    service_key: str
     edge: FakeEdgeState
 
     @property
@@ -42,6 +45,9 @@ class PageOrigin:
 
     def token(self, ws: str, *, ttl_s: float = 3600) -> str:
         return jwt.encode({"workspace_id": ws, "exp": int(time.time() + ttl_s)}, self.secret, "HS256")
+
+    def operator_token(self, *, ttl_s: float = 3600) -> str:
+        return jwt.encode({"role": "operator", "exp": int(time.time() + ttl_s)}, self.service_key, "HS256")
 
     def client(self) -> httpx2.AsyncClient:
         """A browser-like client: its own cookie jar, no redirects followed (tests look at them)."""
@@ -54,17 +60,26 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
-async def signed_in(origin: PageOrigin, http: httpx2.AsyncClient, ws: str) -> str:
-    """Sign http in to ws through the form; returns the CSRF token its pages carry."""
+async def signed_in(origin: PageOrigin, http: httpx2.AsyncClient, ws: str, token: str | None = None) -> str:
+    """Sign http in to ws through the form (with ws's token unless another is given); returns the CSRF token its
+    pages carry from then on (sign-in replaces it)."""
     form_page = await http.get(PAGE, params={"workspace": ws})
     csrf = csrf_from(form_page.text)
-    resp = await http.post(f"{PAGE}/session", data={"workspace": ws, "token": origin.token(ws), "csrf_token": csrf})
+    data = {"workspace": ws, "token": token or origin.token(ws), "csrf_token": csrf}
+    resp = await http.post(f"{PAGE}/session", data=data)
     assert resp.status_code == 303, resp.text
-    return csrf
+    return csrf_from((await http.get(PAGE, params={"workspace": ws})).text)
 
 
 @pytest.fixture
 async def page_origin(tmp_path: Path) -> AsyncIterator[PageOrigin]:
+    async with page_origin_with(tmp_path) as origin:
+        yield origin
+
+
+@contextlib.asynccontextmanager
+async def page_origin_with(tmp_path: Path, **overrides: object) -> AsyncIterator[PageOrigin]:
+    """The page's origin; `overrides` change its OriginConfig (env, public_url, ...)."""
     secrets = DevSecrets.generate()
     edge_state = FakeEdgeState()
 
@@ -75,7 +90,8 @@ async def page_origin(tmp_path: Path) -> AsyncIterator[PageOrigin]:
         port = free_port()
         config = OriginConfig(
             jwt_secret=secrets.jwt_secret,
-            env="test",
+            service_key=secrets.service_key,
+            env="development",  # plain http on 127.0.0.1: cookies without Secure (test_page_session: elsewhere)
             origin_url=f"http://127.0.0.1:{port}",
             edge_url=edge_url,
             provider_url="http://127.0.0.1:9",  # nothing is sent in these tests
@@ -87,6 +103,7 @@ async def page_origin(tmp_path: Path) -> AsyncIterator[PageOrigin]:
             probe_interval_s=0.1,
             status_rate_limit=1000.0,  # tests poll /live every 20 ms; the limit's own tests: test_read_limits.py
         )
+        config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
         app = create_app(config, extra_routes=settings_page.routes(), open_db=open_db)
         async with serve(app, port) as url:
-            yield PageOrigin(url, app, secrets.jwt_secret, edge_state)
+            yield PageOrigin(url, app, secrets.jwt_secret, secrets.service_key, edge_state)

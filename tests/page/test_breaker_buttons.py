@@ -59,11 +59,29 @@ async def test_status_reports_the_fleets_breaker(page_origin: PageOrigin, shared
     assert 0 < breaker["remaining_open_s"] <= 30
 
 
+async def test_a_workspace_session_sees_the_breaker_but_cannot_steer_it(
+    page_origin: PageOrigin, shared: RedisBreakerStore
+) -> None:
+    """Isolate moves every tenant's traffic: one workspace's session must not be able to do it."""
+    async with page_origin.client() as http:
+        csrf = await signed_in(page_origin, http, "ws1")
+        html = (await http.get(PAGE, params={"workspace": "ws1"})).text
+        assert 'data-field="breaker_state"' in html
+        assert 'id="breaker-isolate"' not in html
+        assert 'id="breaker-operators-only"' in html
+        isolate = await http.post(
+            f"{PAGE}/breaker", params={"workspace": "ws1"}, data={"action": "isolate", "csrf_token": csrf}
+        )
+        assert isolate.status_code == 403
+        assert "operator token" in isolate.text
+    assert (await shared.acquire()).admission is not Admission.REJECTED  # nothing changed for the fleet
+
+
 async def test_isolate_then_reset_from_the_page_steer_every_client(
     page_origin: PageOrigin, shared: RedisBreakerStore
 ) -> None:
     async with page_origin.client() as http:
-        csrf = await signed_in(page_origin, http, "ws1")
+        csrf = await signed_in(page_origin, http, "ws1", token=page_origin.operator_token())
         html = (await http.get(PAGE, params={"workspace": "ws1"})).text
         assert 'id="breaker-isolate"' in html
         assert 'id="breaker-reset"' in html
@@ -84,7 +102,7 @@ async def test_isolate_then_reset_from_the_page_steer_every_client(
 
 async def test_breaker_buttons_need_csrf_and_a_known_action(page_origin: PageOrigin, shared: RedisBreakerStore) -> None:
     async with page_origin.client() as http:
-        csrf = await signed_in(page_origin, http, "ws1")
+        csrf = await signed_in(page_origin, http, "ws1", token=page_origin.operator_token())
         no_csrf = await http.post(f"{PAGE}/breaker", params={"workspace": "ws1"}, data={"action": "isolate"})
         odd = await http.post(
             f"{PAGE}/breaker", params={"workspace": "ws1"}, data={"action": "explode", "csrf_token": csrf}
@@ -103,7 +121,7 @@ async def test_unreachable_redis_is_reported_not_a_500(
     breaker = (await _status(page_origin, "ws1"))["breaker"]
     assert breaker == {"state": "unknown", "consecutive_failures": None, "remaining_open_s": None, "reachable": False}
     async with page_origin.client() as http:
-        csrf = await signed_in(page_origin, http, "ws1")
+        csrf = await signed_in(page_origin, http, "ws1", token=page_origin.operator_token())
         resp = await http.post(
             f"{PAGE}/breaker", params={"workspace": "ws1"}, data={"action": "reset", "csrf_token": csrf}
         )

@@ -43,7 +43,7 @@ async def test_sign_in_sets_a_strict_httponly_cookie_and_redirects_without_the_t
     assert token not in page.text
 
 
-async def test_cookies_are_secure_when_served_over_https(page_origin: PageOrigin) -> None:
+async def test_in_development_cookies_are_secure_when_served_over_https(page_origin: PageOrigin) -> None:
     ws = new_workspace()
     async with page_origin.client() as http:
         csrf = csrf_from((await http.get(PAGE, params={"workspace": ws})).text)
@@ -59,7 +59,7 @@ async def test_cookies_are_secure_when_served_over_https(page_origin: PageOrigin
 
 async def test_a_bad_expired_or_foreign_token_is_refused_in_words(page_origin: PageOrigin) -> None:
     ws = new_workspace()
-    service = issue_token(page_origin.secret, service=True)
+    service = issue_token(page_origin.service_key, service=True)
     cases = {
         "not-a-jwt": 401,
         page_origin.token(ws, ttl_s=-3600): 401,

@@ -11,6 +11,7 @@
 // the one port, as workerd runs several isolates: module state (the rate limiter) is per instance, as per isolate.
 
 import cluster from "node:cluster";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -30,6 +31,7 @@ const MAX_BODY_BYTES = 1024 * 1024; // the app answers 413 above 64 KiB; this on
 // The vars and secrets the worker reads (wrangler.toml names the same ones); passed through from process.env.
 const ENV_NAMES = [
   "SMSFAILOVER_JWT_SECRET",
+  "SMSFAILOVER_SERVICE_KEY",
   "TWILIO_ACCOUNT_SID",
   "TWILIO_AUTH_TOKEN",
   "SMSFAILOVER_PROVIDER_URL",
@@ -71,11 +73,16 @@ function workerVars() {
   }
   const development = (vars.SMSFAILOVER_ENV ?? "production") === "development";
   const devSecret = path.resolve("var", "dev-secret");
-  if (!vars.SMSFAILOVER_JWT_SECRET && development && fs.existsSync(devSecret)) {
-    vars.SMSFAILOVER_JWT_SECRET = fs.readFileSync(devSecret, "utf8").trim();
+  if (development && fs.existsSync(devSecret)) {
+    const secret = fs.readFileSync(devSecret, "utf8").trim();
+    vars.SMSFAILOVER_JWT_SECRET ??= secret;
+    // the same derivation as the origin's (smsfailover.core.config.dev_derived_key)
+    vars.SMSFAILOVER_SERVICE_KEY ??= crypto.createHmac("sha256", secret).update("service-key").digest("hex").slice(0, 32);
   }
-  if (!vars.SMSFAILOVER_JWT_SECRET && !development) {
-    throw new Error("SMSFAILOVER_JWT_SECRET is not set (outside SMSFAILOVER_ENV=development the edge needs it)");
+  for (const name of ["SMSFAILOVER_JWT_SECRET", "SMSFAILOVER_SERVICE_KEY"]) {
+    if (!vars[name] && !development) {
+      throw new Error(`${name} is not set (outside SMSFAILOVER_ENV=development the edge needs it)`);
+    }
   }
   return vars;
 }

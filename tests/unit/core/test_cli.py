@@ -15,6 +15,7 @@ from smsfailover.core.router import BreakerRegistry
 from .fakes import EDGE, ORIGIN, FakeClock, FakeEndpoints, FakeSleep, message, refused
 
 SECRET = "cli-unit-test-secret-" + "z" * 32
+SERVICE_KEY = "cli-unit-test-service-key-" + "q" * 32
 
 
 class FakeOrigin:
@@ -63,7 +64,8 @@ class Cli:
             "SMSFAILOVER_ORIGIN_URL": ORIGIN,
             "SMSFAILOVER_EDGE_URL": EDGE,
             "SMSFAILOVER_JWT_SECRET": SECRET,
-            "SMSFAILOVER_ENV": "production",
+            "SMSFAILOVER_SERVICE_KEY": SERVICE_KEY,
+            "SMSFAILOVER_ENV": "development",  # the CLI mints its own tokens with the secret only there
         }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("SMSFAILOVER_TOKEN", raising=False)
@@ -109,7 +111,7 @@ def test_token_mints_workspace_and_service_tokens(cli: Cli, capsys: Capture) -> 
     assert claims["workspace_id"] == "w1"
     assert cli("token", "--workspace", "w1", "--service", "--json") == 0
     printed = json.loads(capsys.readouterr().out)
-    assert jwt.decode(printed["token"], SECRET, algorithms=["HS256"])["role"] == "service"
+    assert jwt.decode(printed["token"], SERVICE_KEY, algorithms=["HS256"])["role"] == "service"
     assert printed["workspace_id"] is None
 
 
@@ -122,10 +124,23 @@ def test_token_without_a_secret_is_a_configuration_error(
     cli: Cli, capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SMSFAILOVER_JWT_SECRET")
+    monkeypatch.setenv("SMSFAILOVER_ENV", "production")
     assert cli("token", "--workspace", "w1") == 3
     _, err = _stderr_lines(capsys)
     assert len(err) == 1
     assert "SMSFAILOVER_JWT_SECRET" in err[0]
+
+
+def test_fleet_tokens_are_signed_with_the_service_key_only(
+    cli: Cli, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMSFAILOVER_ENV", "production")
+    monkeypatch.delenv("SMSFAILOVER_SERVICE_KEY")
+    assert cli("token", "--operator") == 3  # the workspace secret alone cannot make one
+    assert "SMSFAILOVER_SERVICE_KEY" in _stderr_lines(capsys)[1][0]
+    monkeypatch.setenv("SMSFAILOVER_SERVICE_KEY", "k" * 40)
+    assert cli("token", "--operator") == 0
+    assert jwt.decode(capsys.readouterr().out.strip(), "k" * 40, algorithms=["HS256"])["role"] == "operator"
 
 
 def test_development_mints_from_the_dev_secret_file(cli: Cli, capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,6 +58,12 @@ def test_development_reads_the_dev_secret_file(tmp_path: Path) -> None:
     assert explicit.jwt_secret == "x"
 
 
+@pytest.mark.parametrize("mode", ["production", "staging", ""])
+def test_outside_development_an_sdk_process_holds_no_signing_key(tmp_path: Path, mode: str) -> None:
+    env = {"SMSFAILOVER_ENV": mode, "SMSFAILOVER_JWT_SECRET": "s" * 40, "SMSFAILOVER_SERVICE_KEY": "k" * 40}
+    assert ClientConfig.from_env(env, cwd=tmp_path).jwt_secret is None
+
+
 def test_a_missing_dev_secret_file_is_no_secret(tmp_path: Path) -> None:
     assert ClientConfig.from_env({"SMSFAILOVER_ENV": "development"}, cwd=tmp_path).jwt_secret is None
 

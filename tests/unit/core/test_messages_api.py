@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from smsfailover.core.auth import issue_token
+from smsfailover.core.auth import SigningKeys, issue_token
 from smsfailover.core.clock import ManualClock
 from smsfailover.core.ids import rfc3339
 from smsfailover.core.ledger import Claimed, ClaimOutcome, IdempotencyLedger, LedgerRecord
@@ -31,6 +31,7 @@ from smsfailover.core.ratelimit import TokenBucketLimiter
 from smsfailover.core.sql import SqliteExecutor, SqlLedgerStore, SqlMessageStore
 
 SECRET = "messages-api-unit-test-secret-0123456789abcdef"
+SERVICE_KEY = "messages-api-unit-test-service-key-0123456789"
 WS = "15213"
 TO = "+16266635938"
 CALLBACK = "https://origin.example/v1/provider/twilio/status"
@@ -190,7 +191,7 @@ async def stack_of(
             ledger_for=ledger_for,
             messages=store,
             provider=provider,
-            jwt_secret=SECRET,
+            keys=SigningKeys(SECRET, SERVICE_KEY),
             clock=clock,
             limiter=TokenBucketLimiter(rate=rate, clock=clock),
             version="1.2.3",
@@ -642,7 +643,7 @@ async def test_a_token_for_another_workspace_is_403(stack: Stack) -> None:
 
 
 async def test_a_service_token_is_403_on_every_workspace_route(stack: Stack) -> None:
-    service = issue_token(SECRET, service=True, now=stack.clock.time())
+    service = issue_token(SERVICE_KEY, service=True, now=stack.clock.time())
     assert_error(await stack.send(token=service), 403, "forbidden")
     assert_error(await stack.call("GET", "/v1/messages/msg_x", token=service), 403, "forbidden")
     by_key = await stack.call("GET", "/v1/messages", token=service, query={"idempotency_key": "k"})
@@ -754,13 +755,43 @@ async def test_the_origins_health_reports_a_local_ledger_or_its_own_body() -> No
         assert response is not None
         assert response.body["ledger"] == "local"
 
-        async def own_health() -> dict[str, object]:
-            return {"status": "degraded", "endpoint": "origin", "version": "9", "ledger": "local"}
+        async def own_health(detailed: bool) -> dict[str, object]:
+            body: dict[str, object] = {"status": "degraded", "endpoint": "origin", "version": "9", "ledger": "local"}
+            return {**body, "problems": ["the provider is not configured"]} if detailed else body
 
         stack.api._health = own_health
         response = await stack.api.handle(ApiRequest("GET", "/v1/health"))
         assert response is not None
         assert response.body["status"] == "degraded"
+        assert "problems" not in response.body
+
+
+@pytest.mark.parametrize(
+    ("token", "detailed"),
+    [
+        (lambda now: issue_token(SERVICE_KEY, service=True, now=now), True),
+        (lambda now: issue_token(SERVICE_KEY, operator=True, now=now), True),
+        (lambda now: issue_token(SECRET, workspace_id=WS, now=now), False),
+        (lambda now: issue_token(SECRET, service=True, now=now), False),  # forged with the workspace key
+        (lambda now: "not-a-token", False),
+    ],
+)
+async def test_health_details_go_to_service_and_operator_tokens_only(
+    token: Callable[[float], str], detailed: bool
+) -> None:
+    async with stack_of(endpoint="origin") as stack:
+        seen: list[bool] = []
+
+        async def own_health(details: bool) -> dict[str, object]:
+            seen.append(details)
+            return {"status": "ok"}
+
+        stack.api._health = own_health
+        headers = {"authorization": f"Bearer {token(stack.clock.time())}"}
+        response = await stack.api.handle(ApiRequest("GET", "/v1/health", headers=headers))
+        assert response is not None
+        assert response.status == 200  # a bad token on health is no error: no details
+        assert seen == [detailed]
 
 
 @pytest.mark.parametrize(

@@ -93,9 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     broadcast.add_argument("--concurrency", type=_concurrency, default=5)
     broadcast.add_argument("--broadcast-id", help="names the run; re-running it sends nothing twice")
 
-    token = commands.add_parser("token", parents=[common], help="mint a token from the JWT secret")
+    token = commands.add_parser("token", parents=[common], help="mint a token (needs the signing key)")
     token.add_argument("--workspace")
-    token.add_argument("--service", action="store_true", help="a service token (no workspace)")
+    kind = token.add_mutually_exclusive_group()
+    kind.add_argument("--service", action="store_true", help="a service token, with SMSFAILOVER_SERVICE_KEY")
+    kind.add_argument("--operator", action="store_true", help="an operator token, with SMSFAILOVER_SERVICE_KEY")
     token.add_argument("--ttl-s", type=int, default=TOKEN_TTL_S, help=argparse.SUPPRESS)
     return parser
 
@@ -203,21 +205,23 @@ async def _settings(client: FailoverClient, args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    if not args.service and not args.workspace:
-        raise UsageError("smsfailover token: --workspace is required unless --service is given")
-    secret = ClientConfig.from_env().jwt_secret
-    if not secret:
-        raise ConfigurationError(
-            "no JWT secret: set SMSFAILOVER_JWT_SECRET (or SMSFAILOVER_ENV=development with var/dev-secret)"
-        )
+    fleet = args.service or args.operator  # CONTRACT §4: `token --workspace WS [--service]`; WS is then unused
+    if not fleet and not args.workspace:
+        raise UsageError("smsfailover token: --workspace is required unless --service or --operator is given")
     from smsfailover.core.auth import issue_token
+    from smsfailover.core.config import signing_keys_from_env
 
-    if args.service:
-        token = issue_token(secret, service=True, ttl_s=args.ttl_s)
+    keys = signing_keys_from_env()
+    name = "SMSFAILOVER_SERVICE_KEY" if fleet else "SMSFAILOVER_JWT_SECRET"
+    key = keys.service if fleet else keys.workspace
+    if not key:
+        raise ConfigurationError(f"no signing key: set {name} (or SMSFAILOVER_ENV=development with var/dev-secret)")
+    if fleet:
+        token = issue_token(key, service=args.service, operator=args.operator, ttl_s=args.ttl_s)
     else:
-        token = issue_token(secret, workspace_id=args.workspace, ttl_s=args.ttl_s)
+        token = issue_token(key, workspace_id=args.workspace, ttl_s=args.ttl_s)
     if args.json:
-        _print_json({"token": token, "workspace_id": None if args.service else args.workspace})
+        _print_json({"token": token, "workspace_id": None if fleet else args.workspace})
     else:
         print(token)
     return int(Exit.OK)

@@ -330,7 +330,8 @@ class FailoverClient:
         if self.config.jwt_secret:
             return self._minted_token(self.config.jwt_secret, workspace_id)
         raise ConfigurationError(
-            "no API token: set SMSFAILOVER_TOKEN (or SMSFAILOVER_JWT_SECRET to mint one), or pass token="
+            "no API token: set SMSFAILOVER_TOKEN or pass token= (SMSFAILOVER_JWT_SECRET mints tokens only when "
+            "SMSFAILOVER_ENV=development)"
         )
 
     def _minted_token(self, secret: str, workspace_id: str) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from smsfailover.core.auth import SigningKeys
 from smsfailover.core.errors import ConfigurationError
 from smsfailover.core.router import RouterConfig
 
@@ -19,7 +22,7 @@ class ClientConfig:
     origin_url: str = "http://127.0.0.1:8000"
     edge_url: str = "http://127.0.0.1:8787"
     token: str | None = None
-    jwt_secret: str | None = None  # lets the client mint workspace tokens itself (tools, development)
+    jwt_secret: str | None = None  # lets the client mint workspace tokens itself: read from the env in development only
     origin_timeout_s: float = 2.0
     edge_timeout_s: float = 5.0
     origin_only_timeout_s: float = 10.0
@@ -41,9 +44,10 @@ class ClientConfig:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         mode = reader.text("SMSFAILOVER_ENV") or cls.env
-        secret = reader.text("SMSFAILOVER_JWT_SECRET")
-        if secret is None and mode == "development":
-            secret = _read_dev_secret((cwd or Path.cwd()) / DEV_SECRET_FILE)
+        # Outside development an SDK process sends with a token it is given, and holds no signing key.
+        secret = None
+        if mode == "development":
+            secret = signing_keys_from_env({**env, "SMSFAILOVER_ENV": mode}, cwd=cwd).workspace or None
         return cls(
             env=mode,
             origin_url=reader.url("SMSFAILOVER_ORIGIN_URL", cls.origin_url),
@@ -88,6 +92,25 @@ class ClientConfig:
             hedging=self.hedging,
             hedge_budget_ratio=self.hedge_budget_ratio,
         )
+
+
+def dev_derived_key(secret: str, purpose: str) -> str:
+    """A development credential derived from var/dev-secret (the service key, Twilio's test account)."""
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def signing_keys_from_env(environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> SigningKeys:
+    """The keys that mint tokens (`smsfailover token`): SMSFAILOVER_JWT_SECRET and SMSFAILOVER_SERVICE_KEY, and in
+    development what var/dev-secret gives for either that is unset. Either may be empty."""
+    env = os.environ if environ is None else environ
+    workspace = env.get("SMSFAILOVER_JWT_SECRET", "").strip()
+    service = env.get("SMSFAILOVER_SERVICE_KEY", "").strip()
+    if env.get("SMSFAILOVER_ENV", "").strip() == "development" and not (workspace and service):
+        dev = _read_dev_secret((cwd or Path.cwd()) / DEV_SECRET_FILE)
+        if dev is not None:
+            workspace = workspace or dev
+            service = service or dev_derived_key(dev, "service-key")
+    return SigningKeys(workspace, service)
 
 
 def _read_dev_secret(path: Path) -> str | None:

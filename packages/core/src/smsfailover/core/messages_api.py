@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from smsfailover.core.auth import Principal, require_workspace, verify_bearer
+from smsfailover.core.auth import Principal, SigningKeys, fleet_caller, require_workspace, verify_bearer
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
@@ -124,12 +124,12 @@ class MessageApi:
         ledger_for: LedgerFor,
         messages: MessageStore,
         provider: TwilioProvider,
-        jwt_secret: str,
+        keys: SigningKeys,
         clock: Clock,
         limiter: TokenBucketLimiter,
         version: str,
         status_callback_url: str | None = None,
-        health: Callable[[], Awaitable[dict[str, object]]] | None = None,
+        health: Callable[[bool], Awaitable[dict[str, object]]] | None = None,
         on_recorded: Observer | None = None,
         settle: Settle | None = None,
         begin: Begin | None = None,
@@ -138,7 +138,7 @@ class MessageApi:
         self._ledger_for = ledger_for
         self._messages = messages
         self._provider = provider
-        self._secret = jwt_secret
+        self._keys = keys
         self._clock = clock
         self._limiter = limiter
         self._version = version
@@ -153,7 +153,7 @@ class MessageApi:
         try:
             if path == "/v1/health":
                 _allow(request, "GET")
-                return await self.health()
+                return await self.health(request)
             if path == "/v1/messages":
                 _allow(request, "GET", "POST")
                 return await (self.send(request) if request.method == "POST" else self.get_by_key(request))
@@ -166,9 +166,10 @@ class MessageApi:
 
     # ---- routes -------------------------------------------------------------------------------------------------
 
-    async def health(self) -> ApiResponse:
+    async def health(self, request: ApiRequest) -> ApiResponse:
+        """No auth; what is wrong (`problems`) only for a service or operator token: it names configuration."""
         if self._health is not None:
-            return ApiResponse(200, await self._health())
+            return ApiResponse(200, await self._health(self._fleet_caller(request)))
         body: dict[str, object] = {"status": "ok", "endpoint": self.endpoint, "version": self._version}
         body["ledger"] = "edge" if self.endpoint == "edge" else "local"
         return ApiResponse(200, body)
@@ -483,7 +484,10 @@ class MessageApi:
             log_event(f"ledger.{what}_failed", level=logging.ERROR, endpoint=self.endpoint, error=type(exc).__name__)
 
     def _authenticate(self, request: ApiRequest) -> Principal:
-        return verify_bearer(self._secret, request.headers.get("authorization"), now=self._clock.time())
+        return verify_bearer(self._keys, request.headers.get("authorization"), now=self._clock.time())
+
+    def _fleet_caller(self, request: ApiRequest) -> bool:
+        return fleet_caller(self._keys, request.headers.get("authorization"), self._clock.time())
 
     def _elapsed_ms(self, started: float) -> float:
         return round((self._clock.monotonic() - started) * 1000, 3)

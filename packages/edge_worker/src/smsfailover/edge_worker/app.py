@@ -17,6 +17,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
+from smsfailover.core.auth import fleet_caller, not_configured
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ledger import IdempotencyLedger
@@ -53,7 +54,7 @@ class EdgeApp:
         self._clock = clock
         self._ledger_store = ShardedLedgerStore(shards, [SqlLedgerStore(d) for d in shards.databases])
         self._retention = EdgeRetention(shards, clock, config.retention_s)
-        self._secret = config.jwt_secret or ""
+        keys = config.signing_keys
         # lookups and judging; the edge's own sends claim through SendOpening, enabled workspaces only (send_ledger.py)
         ledger = IdempotencyLedger(self._ledger_store, clock, lease_s=config.lease_s)
         messages = ShardedMessageStore(shards)
@@ -84,7 +85,7 @@ class EdgeApp:
                 messaging_service_sid=config.messaging_service_sid,
                 timeout_s=config.provider_timeout_s,
             ),
-            jwt_secret=self._secret,
+            keys=keys,
             clock=clock,
             limiter=TokenBucketLimiter(rate=config.rate_limit, clock=clock),
             version=VERSION,
@@ -98,7 +99,7 @@ class EdgeApp:
             shards=shards,
             feed=SyncFeed(shards, clock),
             mirror=SettingsMirror(shards.databases),
-            jwt_secret=self._secret,
+            keys=keys,
             clock=clock,
         )
         self._router = Router(
@@ -135,9 +136,10 @@ class EdgeApp:
     async def _dispatch(self, request: ApiRequest) -> ApiResponse:
         match = self._router.match(request.method, request.path)
         if match.route.template != "/v1/health":
-            if not self._secret:
-                raise _not_configured()
-            await self._check_shards()
+            if self._config.key_problems():
+                log_event("edge.not_configured", level=logging.ERROR, problems="; ".join(self._config.key_problems()))
+                raise not_configured()
+            await self._check_shards(request)
         if match.route.handler is not None:
             return await match.route.handler(request, match.params)
         response = await self._messages.handle(request)
@@ -145,14 +147,17 @@ class EdgeApp:
             raise ApiError(404, "not_found", f"There is no route {request.path} on the edge.")
         return response
 
-    async def _check_shards(self) -> None:
+    async def _check_shards(self, request: ApiRequest) -> None:
         """Every route but health needs each D1 database to be the shard the configuration says (shards.py)."""
         problem = await self._shards.verify(round(self._clock.time() * 1000))
         if problem:
-            raise ApiError(503, "not_configured", f"The edge is misconfigured: {problem}.")
+            log_event("edge.not_configured", level=logging.ERROR, problems=problem)
+            fleet = fleet_caller(self._config.signing_keys, request.headers.get("authorization"), self._clock.time())
+            raise not_configured(problem if fleet else None)
 
-    async def _health(self) -> dict[str, object]:
-        """GET /v1/health (through MessageApi): degraded, with the reasons, while the edge cannot send."""
+    async def _health(self, detailed: bool) -> dict[str, object]:
+        """GET /v1/health (through MessageApi): degraded while the edge cannot send; the reasons name configuration,
+        so only a service or operator token sees them (`detailed`)."""
         problems = list(self._config.problems())
         shards = await self._shards.health()
         problems += [f"D1 {s['binding']} is unreachable ({s['error']})" for s in shards if not s["ok"]]
@@ -164,7 +169,7 @@ class EdgeApp:
             "ledger": "edge",
             "shards": len(shards),
         }
-        if problems:
+        if problems and detailed:
             body["problems"] = problems
         return body
 
@@ -175,7 +180,3 @@ class EdgeApp:
         purged = await self._retention.purge()
         log_event("edge.purge", ledger_records=purged.ledger_records, messages=purged.messages)
         return purged
-
-
-def _not_configured() -> ApiError:
-    return ApiError(503, "not_configured", "The edge has no SMSFAILOVER_JWT_SECRET; set it with `wrangler secret put`.")

@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from smsfailover.core.auth import SigningKeys
+
 DEFAULT_PROVIDER_URL = "https://api.twilio.com"
 DEFAULT_RATE_LIMIT = 50.0
 DEFAULT_LEASE_S = 30.0
@@ -27,6 +29,7 @@ class EdgeConfigError(ValueError):
 class EdgeConfig:
     environment: str
     jwt_secret: str | None
+    service_key: str | None
     provider_url: str
     account_sid: str | None
     auth_token: str | None
@@ -46,6 +49,7 @@ class EdgeConfig:
         return cls(
             environment=environment,
             jwt_secret=_text(get, "SMSFAILOVER_JWT_SECRET"),
+            service_key=_text(get, "SMSFAILOVER_SERVICE_KEY"),
             provider_url=(_text(get, "SMSFAILOVER_PROVIDER_URL") or DEFAULT_PROVIDER_URL).rstrip("/"),
             account_sid=_text(get, "TWILIO_ACCOUNT_SID"),
             auth_token=_text(get, "TWILIO_AUTH_TOKEN"),
@@ -59,12 +63,28 @@ class EdgeConfig:
             d1_shards=_bindings(get, "SMSFAILOVER_D1_SHARDS"),
         )
 
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def signing_keys(self) -> SigningKeys:
+        return SigningKeys(self.jwt_secret or "", self.service_key or "")
+
+    def key_problems(self) -> list[str]:
+        """What keeps the edge from verifying tokens: no workspace key anywhere; outside development also a key
+        under 32 bytes, no service key, or one key for both. The edge then serves nothing but health."""
+        if self.development:
+            return [] if self.jwt_secret else ["SMSFAILOVER_JWT_SECRET is not set"]
+        return self.signing_keys.problems(
+            workspace_name="SMSFAILOVER_JWT_SECRET", service_name="SMSFAILOVER_SERVICE_KEY"
+        )
+
     def problems(self) -> list[str]:
         """What keeps the edge from sending; empty when it can. Health reports `degraded` otherwise."""
         missing = [
             name
             for name, value in (
-                ("SMSFAILOVER_JWT_SECRET", self.jwt_secret),
                 ("TWILIO_ACCOUNT_SID", self.account_sid),
                 ("TWILIO_AUTH_TOKEN", self.auth_token),
             )
@@ -72,7 +92,7 @@ class EdgeConfig:
         ]
         if not (self.from_number or self.messaging_service_sid):
             missing.append("SMSFAILOVER_FROM or SMSFAILOVER_MESSAGING_SERVICE_SID")
-        return [f"{name} is not set" for name in missing]
+        return self.key_problems() + [f"{name} is not set" for name in missing]
 
 
 def _text(get: Callable[[str], str | None], name: str) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from smsfailover.core.auth import Principal, require_service, verify_bearer
+from smsfailover.core.auth import Principal, SigningKeys, require_service, verify_bearer
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
@@ -49,20 +49,20 @@ class ServiceApi:
         shards: Shards,
         feed: SyncFeed,
         mirror: SettingsMirror,
-        jwt_secret: str,
+        keys: SigningKeys,
         clock: Clock,
     ) -> None:
         self._ledger = ledger
         self._shards = shards
         self._feed = feed
         self._mirror = mirror
-        self._jwt_secret = jwt_secret
+        self._keys = keys
         self._clock = clock
 
     # -- authentication -------------------------------------------------------------------------
 
     def _principal(self, request: ApiRequest) -> Principal:
-        return verify_bearer(self._jwt_secret, request.headers.get("authorization"), self._clock.time())
+        return verify_bearer(self._keys, request.headers.get("authorization"), self._clock.time())
 
     def _service(self, request: ApiRequest) -> None:
         require_service(self._principal(request))

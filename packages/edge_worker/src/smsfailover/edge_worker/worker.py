@@ -2,15 +2,17 @@
 
 workerd makes a new `Default` instance per event but keeps module state for the isolate's life, so the app
 (its rate limiter included) lives here. A var the edge cannot use answers 503 `not_configured` on every route
-instead of failing the isolate.
+instead of failing the isolate; the log says which var (the answer does not: it goes to anyone).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from smsfailover.core.auth import not_configured
 from smsfailover.core.clock import SystemClock
-from smsfailover.core.errors import ApiError
+from smsfailover.core.log import log_event
 from smsfailover.core.messages_api import ApiResponse
 from smsfailover.edge_worker.app import EdgeApp
 from smsfailover.edge_worker.bridge import to_api_request, to_worker_response
@@ -53,7 +55,8 @@ async def handle_fetch(request: Any, env: Any) -> Any:
     try:
         app = app_for(env)
     except EdgeConfigError as exc:
-        error = ApiError(503, "not_configured", f"The edge is misconfigured: {exc}.")
+        log_event("edge.not_configured", level=logging.ERROR, problems=str(exc))
+        error = not_configured()
         return to_worker_response(ApiResponse(503, error.envelope(), {}))
     return to_worker_response(await app.handle(await to_api_request(request)))
 

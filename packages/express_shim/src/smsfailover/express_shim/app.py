@@ -73,6 +73,7 @@ def origin_routes() -> list[BaseRoute]:
         route("/v1/workspaces/{ws}/sms-failover/status", "status", routes_workspace.failover_status, ["GET"]),
         route("/v1/workspaces/{ws}/messages", "list_messages", routes_workspace.list_messages, ["GET"]),
         route("/v1/provider/twilio/status", "twilio_status", routes_ops.twilio_status_callback, ["POST"]),
+        route("/v1/breaker", "breaker", routes_ops.breaker_action, ["POST"]),
         route("/metrics", "metrics", routes_ops.metrics, ["GET"]),
         route("/openapi.json", "openapi", routes_ops.openapi, ["GET"]),
     ]

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from smsfailover.core.auth import SigningKeys
 from smsfailover.express_shim.devenv import DevSecrets
 from smsfailover.express_shim.storage.sqlite import MAX_PENDING_WRITES
 
@@ -20,6 +21,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class OriginConfig:
     jwt_secret: str
+    service_key: str = ""  # signs service tokens (origin -> edge) and operator tokens; never the workspace key
     env: str = "production"
     database_url: str = "sqlite:///var/smsfailover.db"
     origin_url: str = "http://127.0.0.1:8000"
@@ -52,6 +54,10 @@ class OriginConfig:
         return self.env == "development"
 
     @property
+    def signing_keys(self) -> SigningKeys:
+        return SigningKeys(self.jwt_secret, self.service_key)
+
+    @property
     def callback_base_url(self) -> str:
         return (self.public_url or self.origin_url).rstrip("/")
 
@@ -66,12 +72,13 @@ class OriginConfig:
         development = mode == "development"
         secret = env.get("SMSFAILOVER_JWT_SECRET", "")
         dev = DevSecrets.load_or_create() if development and not secret else None
-        if not secret and dev is None:
-            raise ConfigError(
-                "SMSFAILOVER_JWT_SECRET is not set; outside development the origin will not start without it"
-            )
+        keys = SigningKeys(secret or (dev.jwt_secret if dev else ""), env.get("SMSFAILOVER_SERVICE_KEY", ""))
+        if dev is not None and not keys.service:
+            keys = SigningKeys(keys.workspace, dev.service_key)
+        _check_keys(keys, development)
         return cls(
-            jwt_secret=secret or (dev.jwt_secret if dev else ""),
+            jwt_secret=keys.workspace,
+            service_key=keys.service,
             env=mode,
             database_url=env.get("SMSFAILOVER_DATABASE_URL", "sqlite:///var/smsfailover.db"),
             origin_url=env.get("SMSFAILOVER_ORIGIN_URL", "http://127.0.0.1:8000"),
@@ -92,6 +99,15 @@ class OriginConfig:
             history_retention_s=_history_retention(env, "SMSFAILOVER_HISTORY_RETENTION_S"),
             sqlite_max_pending_writes=_count(env, "SMSFAILOVER_SQLITE_MAX_PENDING_WRITES", MAX_PENDING_WRITES),
         )
+
+
+def _check_keys(keys: SigningKeys, development: bool) -> None:
+    """Outside development: both keys set, each at least 32 bytes, and different (CONTRACT §3)."""
+    if development:
+        return
+    problems = keys.problems(workspace_name="SMSFAILOVER_JWT_SECRET", service_name="SMSFAILOVER_SERVICE_KEY")
+    if problems:
+        raise ConfigError("; ".join(problems) + "; outside development the origin will not start without them")
 
 
 MIN_HISTORY_RETENTION_S = 24 * 3600.0

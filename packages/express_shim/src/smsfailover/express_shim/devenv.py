@@ -1,31 +1,28 @@
 """Development credentials and the environment every local process gets (`make dev`, the test harness).
 
-One random secret is the root: the JWT secret is that secret, and the Twilio development account SID and auth
-token are derived from it, so `var/dev-secret` (the secret, one line) is the only file to keep and nothing
-credential-like is written in the source.
+One random secret is the root: the JWT secret is that secret, and the service key and the Twilio development
+account SID and auth token are derived from it, so `var/dev-secret` (the secret, one line) is the only file to
+keep and nothing credential-like is written in the source.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from smsfailover.core.config import dev_derived_key
 
 # Twilio's test-credential "valid sender" magic number; the simulator accepts it as a From.
 DEV_FROM_NUMBER = "+15005550006"
 DEV_SECRET_PATH = Path("var") / "dev-secret"
 
 
-def _derive(secret: str, purpose: str) -> str:
-    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:32]
-
-
 @dataclass(frozen=True, slots=True)
 class DevSecrets:
     jwt_secret: str
+    service_key: str
     twilio_account_sid: str
     twilio_auth_token: str
     from_number: str = DEV_FROM_NUMBER
@@ -34,8 +31,9 @@ class DevSecrets:
     def from_secret(cls, secret: str) -> DevSecrets:
         return cls(
             jwt_secret=secret,
-            twilio_account_sid="AC" + _derive(secret, "twilio-account-sid"),
-            twilio_auth_token=_derive(secret, "twilio-auth-token"),
+            service_key=dev_derived_key(secret, "service-key"),
+            twilio_account_sid="AC" + dev_derived_key(secret, "twilio-account-sid"),
+            twilio_auth_token=dev_derived_key(secret, "twilio-auth-token"),
         )
 
     @classmethod
@@ -62,6 +60,7 @@ class DevSecrets:
         env = {
             "SMSFAILOVER_ENV": "development",
             "SMSFAILOVER_JWT_SECRET": self.jwt_secret,
+            "SMSFAILOVER_SERVICE_KEY": self.service_key,
             "TWILIO_ACCOUNT_SID": self.twilio_account_sid,
             "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
             "SMSFAILOVER_PROVIDER_URL": provider_url,

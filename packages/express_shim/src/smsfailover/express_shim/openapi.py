@@ -316,6 +316,30 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "responses": {"204": {"description": "accepted"}, **_errors(400, 403, 413)},
                 }
             },
+            "/v1/breaker": {
+                "post": {
+                    "operationId": "steerBreaker",
+                    "description": "Reset or Isolate the fleet's shared breaker: operator tokens only.",
+                    "security": _BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["action"],
+                                    "properties": {"action": {"type": "string", "enum": ["reset", "isolate"]}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json({"type": "object"}, "the breaker after the action"),
+                        "409": _error("no shared breaker is configured"),
+                        **_errors(400, 401, 403, 413, 422, 503),
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",

@@ -16,14 +16,19 @@ _OK_STATUSES = frozenset({"queued", "sent", "delivered"})
 
 
 def build_message_api(services: OriginServices) -> MessageApi:
-    async def health() -> dict[str, object]:
+    async def health(detailed: bool) -> dict[str, object]:
+        """`problems` (they name configuration) only for a service or operator token."""
         degraded = services.degraded
-        return {
+        body: dict[str, object] = {
             "status": "degraded" if degraded else "ok",
             "endpoint": "origin",
             "version": VERSION,
             "ledger": "local" if degraded else "edge",
         }
+        problems = services.problems()
+        if detailed and problems:
+            body["problems"] = problems
+        return body
 
     async def on_recorded(message: Mapping[str, object]) -> None:
         """Each send's outcome enters the send log (the status window); provider refusals are not failures."""
@@ -54,7 +59,7 @@ def build_message_api(services: OriginServices) -> MessageApi:
         ledger_for=services.ledgers.ledger_for,
         messages=services.messages,
         provider=services.provider,
-        jwt_secret=services.config.jwt_secret,
+        keys=services.config.signing_keys,
         clock=services.clock,
         limiter=services.limiter,
         version=VERSION,

@@ -1,10 +1,12 @@
-"""Operational routes: /metrics, /openapi.json, and Twilio's status callback."""
+"""Operational routes: /metrics, /openapi.json, Twilio's status callback, and the operator's breaker action."""
 
 from __future__ import annotations
 
+import json
+
 from prometheus_client import CONTENT_TYPE_LATEST
 from smsfailover.core.errors import ApiError
-from smsfailover.express_shim.access import service_caller
+from smsfailover.express_shim.access import fleet_caller, operator_caller
 from smsfailover.express_shim.delivery_status import contract_status
 from smsfailover.express_shim.openapi import build_openapi
 from smsfailover.express_shim.services import VERSION, OriginServices
@@ -23,7 +25,7 @@ def _services(request: Request) -> OriginServices:
 async def metrics(request: Request) -> Response:
     services = _services(request)
     if not services.config.metrics_public:
-        service_caller(request, services.config.jwt_secret)
+        fleet_caller(request, services.config.signing_keys, services.clock)
     services.metrics.ledger_degraded.set(1 if services.degraded else 0)
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -58,3 +60,17 @@ async def twilio_status_callback(request: Request) -> Response:
     advanced = await services.delivery.apply(sid, status, fields.get("ErrorCode"), services.now_ms())
     services.metrics.callbacks.labels("advanced" if advanced else "not_advanced").inc()
     return Response(status_code=204)
+
+
+async def breaker_action(request: Request) -> Response:
+    """POST /v1/breaker {"action": "reset"|"isolate"}: the fleet's shared breaker, for an operator token only
+    (it moves every workspace's traffic). Answers the breaker's state after the action."""
+    services = _services(request)
+    operator_caller(request, services.config.signing_keys, services.clock)
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", 'The body must be JSON: {"action": "reset" or "isolate"}.') from None
+    action = body.get("action") if isinstance(body, dict) else None
+    await services.breaker.steer(action if isinstance(action, str) else "")
+    return JSONResponse({"action": action, "breaker": await services.breaker.status()})

@@ -26,7 +26,7 @@ def _services(request: Request) -> OriginServices:
 
 
 def _workspace(request: Request, services: OriginServices) -> str:
-    return workspace_caller(request, services.config.jwt_secret, request.path_params["ws"])
+    return workspace_caller(request, services.config.signing_keys, services.clock, request.path_params["ws"])
 
 
 def settings_body(settings: WorkspaceSettings) -> dict[str, object]:

@@ -30,6 +30,7 @@ from smsfailover.express_shim.ledger.remote_store import EdgeLedger
 from smsfailover.express_shim.ledger.switch import FailoverSwitch
 from smsfailover.express_shim.mirror_push import MirrorPusher
 from smsfailover.express_shim.origin_metrics import OriginMetrics
+from smsfailover.express_shim.page_sessions import PageSessions
 from smsfailover.express_shim.probes import HealthProbes, timed
 from smsfailover.express_shim.read_limits import ReadLimiter
 from smsfailover.express_shim.shared_breaker import SharedBreakerView
@@ -47,10 +48,10 @@ SERVICE_TOKEN_TTL_S = 600.0
 
 
 class ServiceToken:
-    """A service token for origin-to-edge calls, minted from the shared secret and renewed before it expires."""
+    """A service token for origin-to-edge calls, minted with the service key and renewed before it expires."""
 
-    def __init__(self, secret: str, clock: Clock) -> None:
-        self._secret = secret
+    def __init__(self, service_key: str, clock: Clock) -> None:
+        self._key = service_key
         self._clock = clock
         self._token = ""
         self._expires_at = 0.0
@@ -58,7 +59,7 @@ class ServiceToken:
     def __call__(self) -> str:
         now = self._clock.time()
         if now > self._expires_at - SERVICE_TOKEN_TTL_S / 2:
-            self._token = issue_token(self._secret, service=True, ttl_s=SERVICE_TOKEN_TTL_S, now=now)
+            self._token = issue_token(self._key, service=True, ttl_s=SERVICE_TOKEN_TTL_S, now=now)
             self._expires_at = now + SERVICE_TOKEN_TTL_S
         return self._token
 
@@ -104,6 +105,15 @@ class OriginServices:
     def degraded(self) -> bool:
         """Sending on the local ledger alone: the edge ledger is definitely unreachable (DESIGN.md rule 5)."""
         return self.ledgers.detector.unreachable
+
+    def problems(self) -> list[str]:
+        """What an operator should fix or know, for health with a service or operator token (never for anyone)."""
+        found = []
+        if self.degraded:
+            found.append("the edge ledger is unreachable: sends use the origin's local ledger (degraded mode)")
+        if not self.provider.configured:
+            found.append("the provider is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and a sender")
+        return found
 
     async def aclose(self) -> None:
         await self.ledgers.parts.completions.drain(timeout_s=2.0)  # completions the edge has not heard yet
@@ -166,6 +176,7 @@ class OriginServices:
         purged = await self.local_ledger.purge(cutoff)
         await self.send_log.purge(int(cutoff * 1000))
         await self.delivery.purge(int(cutoff * 1000))
+        await PageSessions(self.db).purge(self.now_ms())
         if purged:
             self.metrics.purged.inc(purged)
             log_event("ledger_purged", records=purged)
@@ -196,7 +207,7 @@ def build_services(
     metrics = OriginMetrics()
     settings = SettingsStore(db)
     flags = FailoverFlags(settings, clock=clock)
-    edge = edge or EdgeClient(config.edge_url, ServiceToken(config.jwt_secret, clock), timeout_s=config.edge_timeout_s)
+    edge = edge or EdgeClient(config.edge_url, ServiceToken(config.service_key, clock), timeout_s=config.edge_timeout_s)
     local_ledger = SqlLedgerStore(db)
     queue = EdgeLedgerQueue(db)
     edge_ledger = EdgeLedger(edge)

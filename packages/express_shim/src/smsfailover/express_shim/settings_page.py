@@ -6,7 +6,8 @@
     POST /settings/advanced/sms-failover/toggle                the switch without JavaScript (form: enabled, ...)
     GET  /settings/advanced/sms-failover/live?workspace=WS     JSON the page's script polls: status + chart
     PUT  /settings/advanced/sms-failover/settings?workspace=WS JSON {"sms_failover_enabled": bool}, X-CSRF-Token
-    POST /settings/advanced/sms-failover/breaker?workspace=WS  the shared breaker's Reset / Isolate (form: action)
+    POST /settings/advanced/sms-failover/breaker?workspace=WS  the shared breaker's Reset / Isolate (form: action);
+                                                               an operator's session only: it acts on every tenant
     GET  /settings/general?workspace=WS                        the frame's other page
 Writes go through the same services as PATCH /v1/workspaces/{ws}/settings (settings + outbox to the edge mirror).
 """
@@ -22,6 +23,7 @@ from smsfailover.core.message import validate_workspace_id
 from smsfailover.express_shim import page_auth, read_limits
 from smsfailover.express_shim.failover_status import workspace_status
 from smsfailover.express_shim.latency_chart import latency_chart
+from smsfailover.express_shim.page_sessions import PageSession
 from smsfailover.express_shim.routes_workspace import parse_settings_patch, settings_body
 from smsfailover.express_shim.services import OriginServices
 from starlette.datastructures import FormData
@@ -66,7 +68,7 @@ def _render(request: Request, template: str, http_status: int = 200, **context: 
         csrf_token=csrf, page_path=PAGE_PATH, general_path=GENERAL_PATH, static_path=STATIC_PATH, **context
     )
     response = HTMLResponse(html, status_code=http_status, headers=_SECURITY_HEADERS)
-    page_auth.remember_csrf(response, request, csrf)
+    page_auth.remember_csrf(response, request, _services(request), csrf)
     return response
 
 
@@ -82,35 +84,54 @@ def _requested_workspace(request: Request) -> str | None:
     return validate_workspace_id(raw, field="workspace")
 
 
-async def _guarded(request: Request, active: str) -> tuple[str, Response | None]:
-    """(workspace, None) when the browser may see this workspace; otherwise ("", the page to answer with)."""
+_NO_SESSION = PageSession("workspace", None)
+
+
+async def _guarded(request: Request, active: str) -> tuple[str, PageSession, Response | None]:
+    """(workspace, session, None) when the browser may see this workspace; otherwise the page to answer with."""
     try:
         wanted = _requested_workspace(request)
     except ApiError as exc:
-        return "", _error_page(request, 422, "Not a workspace id", exc.message)
-    signed_in = page_auth.session_workspace(request, _services(request).config.jwt_secret)
-    if signed_in is None:
-        return "", _render(request, "sign_in.html", 200, workspace=wanted or "", error=None, active=active)
+        return "", _NO_SESSION, _error_page(request, 422, "Not a workspace id", exc.message)
+    session = await page_auth.current_session(request, _services(request))
+    if session is None:
+        sign_in_page = _render(request, "sign_in.html", 200, workspace=wanted or "", error=None, active=active)
+        return "", _NO_SESSION, sign_in_page
+    if wanted is None and session.workspace_id is not None:
+        return (
+            "",
+            session,
+            RedirectResponse(f"{request.url.path}?{urlencode({'workspace': session.workspace_id})}", 303),
+        )
     if wanted is None:
-        return "", RedirectResponse(f"{request.url.path}?{urlencode({'workspace': signed_in})}", 303)
-    if wanted != signed_in:
+        message = "You are signed in as an operator: open a workspace's page with ?workspace=WS."
+        return "", session, _error_page(request, 422, "Which workspace?", message)
+    if not session.may_open(wanted):
         message = "You are signed in to another workspace. Sign out, then sign in with this workspace's token."
-        return "", _error_page(request, 403, "Not your workspace", message, workspace=signed_in)
-    return wanted, None
+        return "", session, _error_page(request, 403, "Not your workspace", message, workspace=session.workspace_id)
+    return wanted, session, None
 
 
 async def page(request: Request) -> Response:
-    ws, refused = await _guarded(request, "sms-failover")
+    ws, session, refused = await _guarded(request, "sms-failover")
     if refused is not None:
         return refused
     services = _services(request)
     status = await workspace_status(services, ws)
     chart = await latency_chart(services.db, ws, services.now_ms())
-    return _render(request, "sms_failover.html", workspace=ws, status=status, chart=chart, active="sms-failover")
+    return _render(
+        request,
+        "sms_failover.html",
+        workspace=ws,
+        status=status,
+        chart=chart,
+        active="sms-failover",
+        operator=session.is_operator,
+    )
 
 
 async def general(request: Request) -> Response:
-    ws, refused = await _guarded(request, "general")
+    ws, _, refused = await _guarded(request, "general")
     if refused is not None:
         return refused
     return _render(request, "general.html", workspace=ws, active="general")
@@ -120,47 +141,50 @@ async def sign_in(request: Request) -> Response:
     form = await request.form()
     workspace = str(form.get("workspace", "")).strip()
     token = str(form.get("token", ""))
+    services = _services(request)
     try:
-        page_auth.check_write(request, str(form.get(page_auth.CSRF_FIELD, "")))
+        page_auth.check_write(request, services, str(form.get(page_auth.CSRF_FIELD, "")))
     except ApiError as exc:
         return _error_page(request, 403, "Request refused", exc.message)
     try:
         validate_workspace_id(workspace, field="workspace")
         if not token.strip():
             raise ApiError(401, "unauthorized", "Paste this workspace's token.", field="token")
-        page_auth.sign_in_workspace(_services(request).config.jwt_secret, token, workspace)
+        session_id, _ = await page_auth.sign_in(services, token, workspace)
     except ApiError as exc:
         return _render(request, "sign_in.html", exc.status, workspace=workspace, error=exc.message, active="")
     response = RedirectResponse(page_url(workspace), 303)
-    page_auth.set_session(response, request, token)
+    page_auth.set_session(response, request, services, session_id)
     return response
 
 
 async def sign_out(request: Request) -> Response:
     form = await request.form()
+    services = _services(request)
     try:
-        page_auth.check_write(request, str(form.get(page_auth.CSRF_FIELD, "")))
+        page_auth.check_write(request, services, str(form.get(page_auth.CSRF_FIELD, "")))
     except ApiError as exc:
         return _error_page(request, 403, "Request refused", exc.message)
+    await page_auth.sign_out(request, services)
     response = RedirectResponse(PAGE_PATH, 303)
-    page_auth.clear_session(response, request)
+    page_auth.clear_session(response, request, services)
     return response
 
 
-async def _guarded_form(request: Request) -> tuple[FormData, str, Response | None]:
+async def _guarded_form(request: Request) -> tuple[FormData, str, PageSession, Response | None]:
     """A page form post: CSRF checked, then the same workspace guard as the page itself."""
     form = await request.form()
     try:
-        page_auth.check_write(request, str(form.get(page_auth.CSRF_FIELD, "")))
+        page_auth.check_write(request, _services(request), str(form.get(page_auth.CSRF_FIELD, "")))
     except ApiError as exc:
-        return form, "", _error_page(request, 403, "Request refused", exc.message)
-    ws, refused = await _guarded(request, "sms-failover")
-    return form, ws, refused
+        return form, "", _NO_SESSION, _error_page(request, 403, "Request refused", exc.message)
+    ws, session, refused = await _guarded(request, "sms-failover")
+    return form, ws, session, refused
 
 
 async def toggle_form(request: Request) -> Response:
     """The switch as a plain form post (no JavaScript): set, then back to the page."""
-    form, ws, refused = await _guarded_form(request)
+    form, ws, _, refused = await _guarded_form(request)
     if refused is not None:
         return refused
     await _services(request).set_failover(ws, form.get("enabled") == "true")
@@ -169,9 +193,12 @@ async def toggle_form(request: Request) -> Response:
 
 async def breaker_form(request: Request) -> Response:
     """Reset or Isolate the fleet's shared breaker (form: action=reset|isolate), then back to the page."""
-    form, ws, refused = await _guarded_form(request)
+    form, ws, session, refused = await _guarded_form(request)
     if refused is not None:
         return refused
+    if not session.is_operator:
+        message = "Reset and Isolate act on every workspace's traffic: sign in with an operator token to use them."
+        return _error_page(request, 403, "Operators only", message, workspace=ws)
     try:
         await _services(request).breaker.steer(str(form.get("action", "")))
     except ApiError as exc:
@@ -179,22 +206,25 @@ async def breaker_form(request: Request) -> Response:
     return RedirectResponse(page_url(ws), 303)
 
 
-def _api_workspace(request: Request) -> str:
+async def _api_workspace(request: Request) -> str:
     """The signed-in workspace for the JSON routes, in the contract's error envelope otherwise."""
     try:
         wanted = _requested_workspace(request)
     except ApiError as exc:
         raise ApiError(422, exc.code, exc.message, field="workspace") from None
-    signed_in = page_auth.session_workspace(request, _services(request).config.jwt_secret)
-    if signed_in is None:
+    session = await page_auth.current_session(request, _services(request))
+    if session is None:
         raise ApiError(401, "unauthorized", "Your session has ended; reload the page and sign in again.")
-    if wanted is not None and wanted != signed_in:
+    workspace = wanted or session.workspace_id
+    if workspace is None:
+        raise ApiError(422, "invalid_workspace_id", "Name the workspace: ?workspace=WS.", field="workspace")
+    if not session.may_open(workspace):
         raise ApiError(403, "forbidden", "You are signed in to another workspace.", field="workspace")
-    return signed_in
+    return workspace
 
 
 async def live(request: Request) -> Response:
-    ws = _api_workspace(request)
+    ws = await _api_workspace(request)
     services = _services(request)
     services.read_limiter.check(read_limits.LIVE, ws)
     status = await workspace_status(services, ws)
@@ -205,8 +235,8 @@ async def live(request: Request) -> Response:
 
 
 async def put_settings(request: Request) -> Response:
-    page_auth.check_write(request, request.headers.get(page_auth.CSRF_HEADER))
-    ws = _api_workspace(request)
+    page_auth.check_write(request, _services(request), request.headers.get(page_auth.CSRF_HEADER))
+    ws = await _api_workspace(request)
     enabled, force = parse_settings_patch(await request.body())
     settings = await _services(request).set_failover(ws, enabled, force=force)
     return JSONResponse(settings_body(settings), headers={"Cache-Control": "no-store"})

@@ -129,6 +129,12 @@ def _send_stats() -> str:
     return SEND_STATS_TABLE
 
 
+def _page_sessions() -> str:
+    from smsfailover.express_shim.page_sessions import SESSIONS_TABLE
+
+    return SESSIONS_TABLE
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -137,6 +143,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(2, "parked delivery callbacks", _parked_callbacks),
     Migration(3, "ledger authority: failover switch, edge ledger queue, double sends", lambda: LEDGER_AUTHORITY),
+    Migration(4, "settings page sessions", _page_sessions),
     # On a large PostgreSQL table an operator may build it first (CREATE INDEX CONCURRENTLY, the same name): a no-op.
     Migration(5, "messages by creation time", lambda: HISTORY_INDEX),
     Migration(6, "send log rollup for the status window (window_stats.py)", _send_stats),
