@@ -48,12 +48,12 @@ def openapi(stack: Stack) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def auth_headers(stack: Stack) -> dict[str, str]:
-    return {"Authorization": f"Bearer {Tokens(stack.jwt_secret).workspace(WORKSPACE)}"}
+    return {"Authorization": f"Bearer {Tokens(stack.jwt_secret, stack.secrets.service_key).workspace(WORKSPACE)}"}
 
 
 @pytest.fixture(scope="module")
 def edge_auth_headers(stack: Stack) -> dict[str, str]:
-    return {"Authorization": f"Bearer {Tokens(stack.jwt_secret).workspace(EDGE_WORKSPACE)}"}
+    return {"Authorization": f"Bearer {Tokens(stack.jwt_secret, stack.secrets.service_key).workspace(EDGE_WORKSPACE)}"}
 
 
 def _fuzz(
@@ -139,10 +139,70 @@ def test_edge_survives_fuzzing_of_the_shared_operations(
         assert seen["POST /v1/messages 201"] > 0, seen
 
 
+def _edge_service_schema() -> dict[str, Any]:
+    """The edge's service routes that take query and path parameters (they are not in the origin's schema): what
+    a service token may send them, so a fuzzer can try everything else."""
+    error = {
+        "description": "error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    statuses = {str(s): error for s in (400, 401, 403, 404, 409, 413, 422, 503)}
+    ok = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
+    ws = {
+        "name": "ws",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    }
+    key = {
+        "name": "key",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    }
+
+    def query(name: str, maximum: int, minimum: int = 0) -> dict[str, Any]:
+        return {"name": name, "in": "query", "schema": {"type": "integer", "minimum": minimum, "maximum": maximum}}
+
+    def get(*params: dict[str, Any]) -> dict[str, Any]:
+        return {"get": {"parameters": list(params), "responses": {"200": ok, **statuses, "default": error}}}
+
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "edge service routes", "version": "1"},
+        "paths": {
+            "/v1/sync/messages": get(query("shard", 0), query("after", 2**62), query("limit", 1000, minimum=1)),
+            "/v1/ledger/{ws}/{key}": get(ws, key),
+            "/v1/ledger/ping": get(),
+            "/v1/workspaces/{ws}/settings": get(ws),
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "object", "required": ["code", "message"]}},
+                }
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
+def test_edge_service_routes_survive_fuzzing_of_their_query_and_path(
+    stack: Stack, mode: schemathesis.GenerationMode
+) -> None:
+    schema = schemathesis.openapi.from_dict(_edge_service_schema())
+    service = {"Authorization": f"Bearer {Tokens(stack.jwt_secret, stack.secrets.service_key).service()}"}
+    seen = _fuzz(schema, stack.edge_url, service, mode, EDGE_WORKSPACE)
+    print(f"edge service {mode.value}: {dict(sorted(seen.items()))}")
+    assert not [k for k in seen if k.endswith(" 500")], seen
+
+
 def _enable_at_edge(stack: Stack) -> None:
     """The edge sends only for workspaces its mirror holds enabled: mirror the edge's fuzz workspace so, as the
     origin's failover switch would."""
-    service = {"Authorization": f"Bearer {Tokens(stack.jwt_secret).service()}"}
+    service = {"Authorization": f"Bearer {Tokens(stack.jwt_secret, stack.secrets.service_key).service()}"}
     body = {"sms_failover_enabled": True, "updated_at": int(time.time() * 1000)}
     resp = httpx2.put(f"{stack.edge_url}/v1/settings-mirror/{EDGE_WORKSPACE}", json=body, headers=service, timeout=10)
     assert resp.status_code == 200, resp.text
