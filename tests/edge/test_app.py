@@ -96,7 +96,7 @@ def make_edge(*, enabled: tuple[str, ...] = (WS,), **env: str) -> Edge:
         **env,
     }
     db = SqliteExecutor()
-    db.create_schema()
+    db.create_schema(upgrades=False)  # the edge's own migrations follow
     edge_only = sorted((REPO_ROOT / "packages/edge_worker/migrations").glob("*.sql"))[1:]  # 0001 is core's SCHEMA
     edge_sql = "\n".join(path.read_text() for path in edge_only)
     for statement in schema_statements(re.sub(r"--[^\n]*", "", edge_sql)):

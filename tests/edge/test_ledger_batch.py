@@ -26,7 +26,7 @@ EDGE_ONLY = sorted((REPO_ROOT / "packages/edge_worker/migrations").glob("*.sql")
 
 def shard_db() -> SqliteExecutor:
     db = SqliteExecutor()
-    db.create_schema()
+    db.create_schema(upgrades=False)  # the edge's own migrations follow
     for path in EDGE_ONLY:
         for statement in schema_statements(re.sub(r"--[^\n]*", "", path.read_text())):
             db._conn.execute(statement)
@@ -198,7 +198,7 @@ class CountingDb:
         return await self.db.batch(statements)
 
 
-async def test_an_edge_send_makes_two_d1_round_trips_and_a_replay_one(shards: list[SqliteExecutor]) -> None:
+async def test_an_edge_send_makes_three_d1_round_trips_and_a_replay_one(shards: list[SqliteExecutor]) -> None:
     clock = ManualClock()
     db = CountingDb(shards[0])
     app = make_app([db], clock)  # type: ignore[list-item]
@@ -213,7 +213,9 @@ async def test_an_edge_send_makes_two_d1_round_trips_and_a_replay_one(shards: li
     )
     before = db.round_trips
     assert (await app.handle(request)).status == 201
-    assert db.round_trips - before == 2  # the claim with the message row; the row update with the completion
+    # the claim with the message row; the call-began mark (issue 15), its own write just before the provider call;
+    # the row update with the completion
+    assert db.round_trips - before == 3
     before = db.round_trips
     replay = await app.handle(request)
     assert replay.status == 200  # the contract's replay: 200 with the original message

@@ -51,6 +51,9 @@ class D1ThroughTheEdge:
         body = {"workspace_id": workspace_id, "key": key, "now": now, "message_id": message_id}
         await self._post("/v1/ledger/release", body)
 
+    async def mark_call_began(self, workspace_id: str, key: str, now: float, *, message_id: str) -> bool:
+        raise NotImplementedError("only a ledger's own sender marks (the edge's sends, in its D1: test_app.py)")
+
     async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
         raise NotImplementedError("the edge never adopts another ledger's record (it is the authority)")
 

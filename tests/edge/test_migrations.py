@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from smsfailover.core.sql import SCHEMA, schema_statements
+from smsfailover.core.sql import CALL_BEGAN_UPGRADE, SCHEMA, schema_statements
 
 from .host_process import REPO_ROOT
 
@@ -22,6 +22,11 @@ def normalized(script: str) -> list[str]:
 
 def test_first_migration_is_core_schema() -> None:
     assert normalized((MIGRATIONS / "0001_init.sql").read_text()) == normalized(SCHEMA)
+
+
+def test_the_call_began_migration_is_cores_upgrade() -> None:
+    """The edge's D1 and the origin (its migration 7) run the same statements: core's CALL_BEGAN_UPGRADE."""
+    assert normalized((MIGRATIONS / "0005_call_began.sql").read_text()) == normalized(CALL_BEGAN_UPGRADE)
 
 
 def test_migrations_are_numbered_and_apply_in_order_on_sqlite(tmp_path: Path) -> None:

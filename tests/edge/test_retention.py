@@ -57,7 +57,7 @@ async def acked(edge: Edge) -> int | None:
 def edge_database() -> SqliteExecutor:
     """One D1 database after every migration, holding WS as failover-enabled (as make_edge's)."""
     db = SqliteExecutor()
-    db.create_schema()
+    db.create_schema(upgrades=False)  # the edge's own migrations follow
     edge_only = sorted((REPO_ROOT / "packages/edge_worker/migrations").glob("*.sql"))[1:]  # 0001 is core's SCHEMA
     for statement in schema_statements(re.sub(r"--[^\n]*", "", "\n".join(p.read_text() for p in edge_only))):
         db._conn.execute(statement)

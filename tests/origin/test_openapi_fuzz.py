@@ -73,6 +73,8 @@ def test_every_route_is_described(openapi: dict[str, Any]) -> None:
         "/v1/workspaces/{ws}/sms-failover/status",
         "/v1/provider/twilio/status",
         "/v1/breaker",
+        "/v1/workspaces/{ws}/unknowns",
+        "/v1/workspaces/{ws}/unknowns/{id}/mark-failed",
         "/metrics",
     }
 

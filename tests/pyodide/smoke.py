@@ -58,6 +58,9 @@ class FakeTransport:
     async def patch_json(self, *args: Any, **kwargs: Any) -> TransportReply:
         raise AssertionError("not used")
 
+    async def post_json(self, *args: Any, **kwargs: Any) -> TransportReply:
+        raise AssertionError("not used")
+
     async def aclose(self) -> None:
         return None
 

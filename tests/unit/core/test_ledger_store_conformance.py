@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 from smsfailover.core.clock import ManualClock
 from smsfailover.core.ledger import (
+    CALL_BEGAN_UNRECORDED,
     Claimed,
     IdempotencyLedger,
     InProgress,
     LedgerRecord,
     LedgerState,
     LedgerStore,
+    NotSent,
     Replay,
     Unknown,
 )
@@ -265,13 +267,18 @@ async def test_no_record_keeps_the_message_content(store: LedgerStore) -> None:
         assert (stored.state, stored.message, stored.fingerprint) == (LedgerState.COMPLETED, KEPT, "fp-a")
 
 
+def adopted(theirs: LedgerRecord) -> LedgerRecord:
+    """Another ledger's record as stored here: its call-began mark "not recorded" (only the sender's ledger knows)."""
+    return replace(theirs, call_began_at=CALL_BEGAN_UNRECORDED)
+
+
 async def test_adopt_stores_a_key_new_here_and_replaces_only_what_it_may(store: LedgerStore) -> None:
     theirs = replace(record(n=7), state=LedgerState.COMPLETED, message=KEPT, endpoint="edge")
     assert await store.adopt(theirs)
-    assert await store.get("w1", "k1") == theirs
+    assert await store.get("w1", "k1") == adopted(theirs)
     assert not await store.adopt(replace(theirs, state=LedgerState.CLAIMED, message=None))  # never back to claimed
     assert not await store.adopt(replace(record(n=8), endpoint="edge"))  # another attempt's record: kept out
-    assert await store.get("w1", "k1") == theirs
+    assert await store.get("w1", "k1") == adopted(theirs)
 
 
 async def test_adopt_replaces_the_named_claim_or_a_released_row(store: LedgerStore) -> None:
@@ -279,9 +286,75 @@ async def test_adopt_replaces_the_named_claim_or_a_released_row(store: LedgerSto
     assert await store.try_claim(ours)
     held = replace(record("k2", n=5), endpoint="edge")
     assert await store.adopt(held, replacing=ours.message_id)  # taken at the edge: its record in place of ours
-    assert await store.get("w1", "k2") == held
+    assert await store.get("w1", "k2") == adopted(held)
     assert await store.try_claim(record("k3"))
     await store.release("w1", "k3", T0 + 1, message_id=M1)
     later = replace(record("k3", n=6), state=LedgerState.COMPLETED, message=KEPT)
     assert await store.adopt(later)
-    assert await store.get("w1", "k3") == later
+    assert await store.get("w1", "k3") == adopted(later)
+
+
+# ---- the call-began mark (issue 15) -----------------------------------------------------------------------------
+
+
+async def test_the_mark_is_written_only_while_the_claim_holds_the_key_with_its_lease_live(store: LedgerStore) -> None:
+    first = record()
+    await store.try_claim(first)
+    assert await store.mark_call_began("w1", "k1", T0 + 1, message_id="msg_other") is False  # another attempt's
+    assert (await _get(store)).call_began_at is None
+    assert await store.mark_call_began("w1", "k1", T0 + 1, message_id=M1) is True
+    assert (await _get(store)).call_began_at == pytest.approx(T0 + 1, abs=0.001)
+
+
+async def test_no_mark_once_the_lease_has_passed(store: LedgerStore) -> None:
+    await store.try_claim(record())
+    assert await store.mark_call_began("w1", "k1", T0 + 30, message_id=M1) is False  # the lease ends at T0 + 30
+    assert (await _get(store)).call_began_at is None
+
+
+async def test_no_mark_on_a_completed_or_released_claim(store: LedgerStore) -> None:
+    await store.try_claim(record())
+    await store.complete("w1", "k1", MESSAGE, T0 + 1, message_id=M1)
+    assert await store.mark_call_began("w1", "k1", T0 + 2, message_id=M1) is False
+    await store.try_claim(record("k2"))
+    await store.release("w1", "k2", T0 + 1, message_id=M1)
+    assert await store.mark_call_began("w1", "k2", T0 + 2, message_id=M1) is False
+
+
+async def test_a_key_claimed_again_after_a_release_starts_without_a_mark(store: LedgerStore) -> None:
+    await store.try_claim(record())
+    await store.mark_call_began("w1", "k1", T0 + 1, message_id=M1)
+    await store.release("w1", "k1", T0 + 2, message_id=M1)
+    assert await store.try_claim(record(at=T0 + 3, n=2)) is True
+    assert (await _get(store)).call_began_at is None
+
+
+async def test_an_adopted_copy_never_reads_as_a_call_that_never_began(store: LedgerStore) -> None:
+    """Another ledger's copy of a claim cannot say its call never began; this ledger's own mark outlives it."""
+    assert await store.adopt(record("k9")) is True
+    adopted = await store.get("w1", "k9")
+    assert adopted is not None
+    assert adopted.call_began_at is not None
+    await store.try_claim(record())
+    await store.mark_call_began("w1", "k1", T0 + 1, message_id=M1)
+    assert await store.adopt(record()) is True  # the same attempt, as the other ledger has it (no mark)
+    assert (await _get(store)).call_began_at == pytest.approx(T0 + 1, abs=0.001)
+
+
+async def test_the_owners_expired_unmarked_claim_is_not_sent_and_anyone_elses_is_unknown(store: LedgerStore) -> None:
+    clock = ManualClock(T0 + 31)
+    await store.try_claim(record())  # endpoint "edge"
+    await store.try_claim(record("k2", n=2))
+    await store.mark_call_began("w1", "k2", T0 + 1, message_id="msg_01KAZZZZZZZZZZZZZZZZZZZZ02")
+    owner = IdempotencyLedger(store, clock, owner="edge")
+    assert isinstance(await owner.lookup("w1", "k1"), NotSent)
+    assert isinstance(await owner.lookup("w1", "k2"), Unknown)  # the call began: only the provider can say
+    other = IdempotencyLedger(store, clock, owner="origin")
+    assert isinstance(await other.lookup("w1", "k1"), Unknown)
+    assert isinstance(await IdempotencyLedger(store, clock).lookup("w1", "k1"), Unknown)
+
+
+async def _get(store: LedgerStore, key: str = "k1") -> LedgerRecord:
+    stored = await store.get("w1", key)
+    assert stored is not None
+    return stored

@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("reset-breaker", parents=[common], help="close this client's circuit breaker")
 
+    unknowns = commands.add_parser("unknowns", parents=[common], help="messages whose outcome is still unknown")
+    unknowns.add_argument("--workspace", required=True)
+    unknowns.add_argument(
+        "--mark-failed", metavar="MESSAGE_ID", help="an operator's decision (operator token): failed, send anew"
+    )
+
     broadcast = commands.add_parser("broadcast", parents=[common], help="send one message per CSV row")
     broadcast.add_argument("--workspace", required=True)
     broadcast.add_argument("--csv", required=True, type=Path, dest="csv_path", metavar="FILE")
@@ -173,6 +179,8 @@ async def _dispatch(args: argparse.Namespace, make_client: ClientFactory) -> int
             return _show(args, await client.get_sms_failover_status(args.workspace), _status_text)
         if args.command == "settings":
             return await _settings(client, args)
+        if args.command == "unknowns":
+            return await _unknowns(client, args)
         if args.command == "reset-breaker":
             await client.reset_shared_circuit_breaker()
             shared = config.breaker_redis_url is not None
@@ -194,6 +202,15 @@ async def _send(client: FailoverClient, args: argparse.Namespace) -> int:
     )
     _show(args, result.as_dict(), _result_text)
     return int(Exit.UNKNOWN if result.status == "unknown" else Exit.OK)
+
+
+async def _unknowns(client: FailoverClient, args: argparse.Namespace) -> int:
+    if args.mark_failed:
+        marked = await client.mark_unknown_failed(args.workspace, args.mark_failed)
+        return _show(args, marked, lambda m: f"{m.get('id')}: {m.get('status')} ({(m.get('error') or {}).get('code')})")
+    listing = await client.list_unknowns(args.workspace)
+    _show(args, listing, _unknowns_text)
+    return int(Exit.UNKNOWN if listing.get("data") else Exit.OK)
 
 
 async def _settings(client: FailoverClient, args: argparse.Namespace) -> int:
@@ -426,6 +443,18 @@ def _status_text(status: dict[str, Any]) -> str:
                 f"  {name}: healthy={endpoint.get('healthy')} requests={endpoint.get('requests')} "
                 f"success_rate={endpoint.get('success_rate')} p95_ms={endpoint.get('p95_ms')}"
             )
+    return "\n".join(lines)
+
+
+def _unknowns_text(listing: dict[str, Any]) -> str:
+    rows = listing.get("data") or []
+    if not rows:
+        return f"workspace {listing.get('workspace_id')}: no unknown outcomes"
+    lines = [f"workspace {listing.get('workspace_id')}: {len(rows)} unknown outcome(s)"]
+    for row in rows:
+        checked = f", checked {row['checked_at']}" if row.get("checked_at") else ""
+        detail = f": {row['detail']}" if row.get("detail") else ""
+        lines.append(f"  {row['id']}  key {row['idempotency_key']}  {row['resolution']}{detail}{checked}")
     return "\n".join(lines)
 
 

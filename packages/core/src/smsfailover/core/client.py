@@ -262,6 +262,19 @@ class FailoverClient:
         self._cache.remember(workspace_id, enabled)
         return settings
 
+    async def list_unknowns(self, workspace_id: str, *, token: str | None = None) -> dict[str, Any]:
+        """The workspace's messages still unknown, with what was checked (the origin's unknown outcomes)."""
+        path = f"/v1/workspaces/{urllib.parse.quote(workspace_id, safe='')}/unknowns"
+        return await self._origin_json("GET", path, workspace_id, token)
+
+    async def mark_unknown_failed(
+        self, workspace_id: str, message_id: str, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """An operator's decision (an operator token): the unknown is failed; send it again under a new key."""
+        quoted = urllib.parse.quote(workspace_id, safe="")
+        path = f"/v1/workspaces/{quoted}/unknowns/{urllib.parse.quote(message_id, safe='')}/mark-failed"
+        return await self._origin_json("POST", path, workspace_id, token, {})
+
     async def get_sms_failover_status(self, workspace_id: str, *, token: str | None = None) -> dict[str, Any]:
         """The origin's status merged with this client's own view (its metrics and its breaker).
 
@@ -365,6 +378,8 @@ class FailoverClient:
         try:
             if method == "PATCH":
                 reply = await self._transport.patch_json(url, body or {}, token=auth, timeout_s=timeout_s)
+            elif method == "POST":
+                reply = await self._transport.post_json(url, body or {}, token=auth, timeout_s=timeout_s)
             else:
                 reply = await self._transport.get_json(url, token=auth, timeout_s=timeout_s)
         except TransportError as exc:

@@ -3,6 +3,12 @@
     claim ──▶ CLAIMED (lease) ──complete──▶ COMPLETED   replayed to every later caller with the same key
                      │ └──────release────▶ RELEASED    nothing was sent; the next claim may take the key
                      └── lease runs out ─▶ (unknown)   never re-claimed: a reported unknown beats a double SMS
+                                                       ... unless the call never began: not sent, final (NotSent)
+
+The call-began mark (issue 15): just before the provider call the sender writes `call_began_at` on its claim, a write
+the store refuses once the lease has passed (`mark_call_began`). No mark, lease over: the call cannot begin any more,
+so the key is certainly unsent. Only the ledger of the endpoint that sends (`owner`) holds the mark: another
+ledger's copy of the claim says nothing about it, and its expired claim stays unknown.
 
 The store does one thing atomically (`try_claim`: insert, or take over a RELEASED row); every decision after that
 is made here, from the stored record and the clock (expiry is computed, never trusted to the store).
@@ -25,6 +31,8 @@ from smsfailover.core.ids import new_message_id
 
 LedgerMode = Literal["edge", "local"]
 RETENTION_S = 24 * 3600.0
+# `call_began_at` of a claim written before the mark existed: whether its call began is not known (never NotSent).
+CALL_BEGAN_UNRECORDED = -1.0
 
 
 # The body fields a ledger record never keeps. A replay is answered only for a request whose fingerprint (to, content,
@@ -56,6 +64,7 @@ class LedgerRecord:
     updated_at: float
     message: dict[str, object] | None = None  # the stored response body (ledger_body: no content), once completed
     message_id: str = ""  # minted at claim time, so even an unknown outcome has an id
+    call_began_at: float | None = None  # the sender's mark just before its provider call (None: not begun)
 
     def is_expired(self, now: float) -> bool:
         return self.state is LedgerState.CLAIMED and now >= self.lease_expires_at
@@ -73,6 +82,7 @@ class LedgerRecord:
             "updated_at": self.updated_at,
             "message": self.message,
             "message_id": self.message_id,
+            "call_began_at": self.call_began_at,
         }
 
 
@@ -91,6 +101,11 @@ class LedgerStore(Protocol):
 
     async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
         """Claimed by `message_id` -> RELEASED; any other row is left as it is."""
+        ...
+
+    async def mark_call_began(self, workspace_id: str, key: str, now: float, *, message_id: str) -> bool:
+        """Claimed by `message_id` with its lease live at `now` -> `call_began_at = now`; True if written. The one
+        write that may precede a provider call: refused once the lease has passed, so no call can begin then."""
         ...
 
     async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
@@ -134,12 +149,24 @@ class InMemoryLedgerStore:
         if current is not None and current.state is LedgerState.CLAIMED and current.message_id == message_id:
             self._rows[(workspace_id, key)] = replace(current, state=LedgerState.RELEASED, updated_at=now)
 
+    async def mark_call_began(self, workspace_id: str, key: str, now: float, *, message_id: str) -> bool:
+        current = self._rows.get((workspace_id, key))
+        if current is None or current.message_id != message_id or current.is_expired(now):
+            return False
+        if current.state is not LedgerState.CLAIMED:
+            return False
+        self._rows[(workspace_id, key)] = replace(current, call_began_at=now)
+        return True
+
     async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
         current = self._rows.get((record.workspace_id, record.key))
         if current is not None and not may_adopt(current, record, replacing):
             return False
         kept = None if record.message is None else ledger_body(record.message)
-        self._rows[(record.workspace_id, record.key)] = replace(record, message=kept)
+        mark = record.call_began_at if record.call_began_at is not None else CALL_BEGAN_UNRECORDED
+        if current is not None and current.message_id == record.message_id and current.call_began_at is not None:
+            mark = current.call_began_at  # this ledger's own mark outlives another ledger's copy of the claim
+        self._rows[(record.workspace_id, record.key)] = replace(record, message=kept, call_began_at=mark)
         return True
 
     async def purge(self, older_than: float) -> int:
@@ -189,13 +216,21 @@ class Unknown:
 
 
 @dataclass(frozen=True, slots=True)
+class NotSent:
+    """A claim whose lease ran out before its provider call began (no call-began mark in the sender's ledger): the
+    message certainly did not go out. Final for the key, never sent automatically (CONTRACT §1.8)."""
+
+    record: LedgerRecord
+
+
+@dataclass(frozen=True, slots=True)
 class KeyReused:
     """The key was used for a different payload."""
 
     record: LedgerRecord
 
 
-ClaimOutcome = Claimed | Replay | InProgress | Unknown | KeyReused
+ClaimOutcome = Claimed | Replay | InProgress | Unknown | NotSent | KeyReused
 
 
 class LedgerUnavailable(Exception):
@@ -203,9 +238,20 @@ class LedgerUnavailable(Exception):
 
 
 class IdempotencyLedger:
-    def __init__(self, store: LedgerStore, clock: Clock, *, lease_s: float = 30.0, mode: LedgerMode = "edge") -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        clock: Clock,
+        *,
+        lease_s: float = 30.0,
+        mode: LedgerMode = "edge",
+        owner: str | None = None,
+    ) -> None:
+        """`owner`: the endpoint whose sends this ledger marks ("origin", "edge"), so whose expired, unmarked claims
+        are NotSent; None for a ledger that holds no marks (every expired claim is Unknown)."""
         self.store = store
         self.mode: LedgerMode = mode
+        self.owner = owner
         self._clock = clock
         self._lease_s = lease_s
 
@@ -259,12 +305,22 @@ class IdempotencyLedger:
         if existing.state is LedgerState.COMPLETED and existing.message is not None:
             return Replay(existing, existing.message)
         if existing.is_expired(now):
-            return Unknown(existing)
+            return NotSent(existing) if self.never_began(existing) else Unknown(existing)
         return InProgress(existing, retry_after_s=max(1, min(5, math.ceil(existing.lease_expires_at - now))))
 
     async def complete(self, claim: LedgerRecord, message: dict[str, object]) -> None:
         await self.store.complete(
             claim.workspace_id, claim.key, message, self._clock.time(), message_id=claim.message_id
+        )
+
+    def never_began(self, record: LedgerRecord) -> bool:
+        """Whether this ledger knows the record's provider call never began: its own send, no mark."""
+        return record.endpoint == self.owner and record.call_began_at is None
+
+    async def mark_call_began(self, claim: LedgerRecord) -> bool:
+        """The mark just before the provider call; False: the lease has passed (or the claim is gone): do not call."""
+        return await self.store.mark_call_began(
+            claim.workspace_id, claim.key, self._clock.time(), message_id=claim.message_id
         )
 
     async def release(self, claim: LedgerRecord) -> None:

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+from urllib.parse import urlencode
 
 from smsfailover.core.auth import Principal, SigningKeys, fleet_caller, require_workspace, verify_bearer
 from smsfailover.core.clock import Clock
@@ -30,6 +31,7 @@ from smsfailover.core.ledger import (
     InProgress,
     KeyReused,
     LedgerRecord,
+    NotSent,
     Replay,
     Unknown,
     ledger_body,
@@ -262,7 +264,10 @@ class MessageApi:
     # ---- the send -----------------------------------------------------------------------------------------------
 
     async def _answer_existing(
-        self, outcome: Replay | InProgress | Unknown | KeyReused, workspace_id: str, content: str | None = None
+        self,
+        outcome: Replay | InProgress | Unknown | NotSent | KeyReused,
+        workspace_id: str,
+        content: str | None = None,
     ) -> ApiResponse:
         """`content`: the replaying request's. The record keeps no content (ledger.ledger_body), and a Replay means
         the request's fingerprint, which covers the content, equals the record's: its content is the original."""
@@ -285,6 +290,10 @@ class MessageApi:
                 "This Idempotency-Key was used for a different message; use a new key for a new message.",
                 field="Idempotency-Key",
             )
+        if isinstance(outcome, NotSent):
+            ledger = await self._ledger_for(workspace_id)
+            body = await self.resolve_not_sent(ledger, outcome.record)
+            return ApiResponse(200, body, {"Idempotent-Replayed": "true"})
         log_event(
             "ledger.unknown",
             endpoint=self.endpoint,
@@ -293,27 +302,18 @@ class MessageApi:
         )
         return ApiResponse(200, await self._unknown_message(outcome.record), {"Idempotent-Replayed": "true"})
 
+    async def resolve_not_sent(self, ledger: IdempotencyLedger, record: LedgerRecord) -> dict[str, object]:
+        """A claim whose call never began, lease over: its message `failed` with the reason `not_sent` (final for
+        the key; CONTRACT §1.8)."""
+        fields: dict[str, object] = {"status": "failed", "error": dict(NOT_SENT_ERROR)}
+        log_event("ledger.not_sent", endpoint=self.endpoint, workspace_id=record.workspace_id)
+        return await settle_open_claim(ledger, self._messages, record, fields, self._clock.time())
+
     async def _unknown_message(self, record: LedgerRecord) -> dict[str, object]:
         stored = await self._messages.get_by_key(record.workspace_id, record.key)
         if stored is not None and stored.get("status") == "unknown":
             return stored
-        created = rfc3339(record.created_at)
-        return {
-            "id": record.message_id,
-            "workspace_id": record.workspace_id,
-            "idempotency_key": record.key,
-            "status": "unknown",
-            "endpoint": record.endpoint,
-            "requires_refresh": record.endpoint == "edge",
-            "provider_message_id": None,
-            "created_at": created,
-            "updated_at": created,
-            "error": {
-                "code": "outcome_unknown",
-                "message": "The send's lease ran out before it finished; it may or may not have been sent. "
-                "It will not be re-sent automatically.",
-            },
-        }
+        return bare_message(record)
 
     async def _send_claimed(
         self, req: SendRequest, key: str, ledger: IdempotencyLedger, claim: LedgerRecord
@@ -330,9 +330,12 @@ class MessageApi:
     async def _call_provider(
         self, req: SendRequest, ledger: IdempotencyLedger, claim: LedgerRecord, message: dict[str, object]
     ) -> ApiResponse:
+        if not await self._mark_call_began(ledger, claim):
+            body = await self.resolve_not_sent(ledger, claim)  # the lease passed first: no call may begin now
+            return ApiResponse(201, body)
         started = self._clock.monotonic()
         try:
-            result = await self._provider.send(req, status_callback=self._status_callback_url)
+            result = await self._provider.send(req, status_callback=self._callback_for(claim))
         except ProviderRejected as exc:
             return await self._rejected(message, ledger, claim, exc, started)
         except ProviderUnavailable as exc:
@@ -343,6 +346,23 @@ class MessageApi:
                 message, ledger, claim, ProviderUnavailable(type(exc).__name__, maybe_sent=True), started
             )
         return await self._sent(message, ledger, claim, result, started)
+
+    async def _mark_call_began(self, ledger: IdempotencyLedger, claim: LedgerRecord) -> bool:
+        """The call-began mark; a store that cannot take it means no call: the key is freed, 503, nothing sent."""
+        try:
+            return await ledger.mark_call_began(claim)
+        except Exception as exc:
+            log_event("send.mark_failed", level=logging.ERROR, endpoint=self.endpoint, error=type(exc).__name__)
+            await self._finish(ledger.release(claim), "release")
+            raise storage_unavailable() from None
+
+    def _callback_for(self, claim: LedgerRecord) -> str | None:
+        """This message's own status callback URL: Twilio signs the whole URL, so the id in it is as trustworthy as
+        the callback, and a callback can resolve a message whose send answer never arrived."""
+        if not self._status_callback_url:
+            return None
+        joiner = "&" if "?" in self._status_callback_url else "?"
+        return f"{self._status_callback_url}{joiner}{urlencode({'message_id': claim.message_id})}"
 
     def _new_message(self, req: SendRequest, key: str, claim: LedgerRecord, ledger_mode: str) -> dict[str, object]:
         encoding, segments = encoding_and_segments(req.content, has_media=bool(req.media_urls))
@@ -500,6 +520,58 @@ async def abandon_claim(execute: Execute, record: LedgerRecord, endpoint: str, e
     with contextlib.suppress(Exception):
         await execute(*release_call(record.workspace_id, record.key, record.updated_at, record.message_id))
     return storage_unavailable()
+
+
+def bare_message(record: LedgerRecord) -> dict[str, object]:
+    """The message as its ledger record alone knows it (this endpoint has no row of it): unknown."""
+    created = rfc3339(record.created_at)
+    return {
+        "id": record.message_id,
+        "workspace_id": record.workspace_id,
+        "idempotency_key": record.key,
+        "status": "unknown",
+        "endpoint": record.endpoint,
+        "requires_refresh": record.endpoint == "edge",
+        "provider_message_id": None,
+        "created_at": created,
+        "updated_at": created,
+        "error": {
+            "code": "outcome_unknown",
+            "message": "The send's lease ran out before it finished; it may or may not have been sent. "
+            "It will not be re-sent automatically.",
+        },
+    }
+
+
+async def settle_open_claim(
+    ledger: IdempotencyLedger,
+    messages: MessageStore,
+    record: LedgerRecord,
+    fields: dict[str, object],
+    now: float,
+) -> dict[str, object]:
+    """Close a claim whose send never answered (lease over): `fields` (status, provider id, error: what is now known)
+    applied to its row here, if this endpoint has one, and the claim completed with that body, fenced by its
+    message id, so a second resolution of the same claim changes nothing. The message as answered."""
+    stored = await messages.get_by_key(record.workspace_id, record.key)
+    base = stored if stored is not None and stored.get("id") == record.message_id else None
+    body = {**(base or bare_message(record)), **fields, "updated_at": rfc3339(now)}
+    try:
+        if base is not None:
+            await messages.update(record.workspace_id, record.message_id, fields, now)
+        await ledger.complete(record, ledger_body(body))
+    except Exception as exc:  # the claim stays open: the next resolution round (or lookup) tries again
+        log_event(
+            "ledger.resolve_failed", level=logging.ERROR, workspace_id=record.workspace_id, error=type(exc).__name__
+        )
+    return _public(body)
+
+
+NOT_SENT_ERROR = {
+    "code": "not_sent",
+    "message": "The send's lease ran out before its provider call began: it was not sent, and it will not be sent "
+    "under this key. Send it again under a new key if it is still wanted.",
+}
 
 
 def storage_unavailable() -> ApiError:

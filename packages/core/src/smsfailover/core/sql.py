@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from smsfailover.core.ids import parse_rfc3339, rfc3339
-from smsfailover.core.ledger import LedgerRecord, LedgerState, ledger_body
+from smsfailover.core.ledger import CALL_BEGAN_UNRECORDED, LedgerRecord, LedgerState, ledger_body
 from smsfailover.core.numbers import whole_number
 
 SCHEMA = """
@@ -58,8 +58,22 @@ CREATE INDEX IF NOT EXISTS messages_provider ON messages (provider_message_id);
 """
 
 
+# Added to SCHEMA's tables since (each endpoint's migrations run these once: origin 7, D1 0005). A claim written
+# before the column existed reads -1 ("not recorded"), so it is never taken for one whose call never began.
+CALL_BEGAN_UPGRADE = """
+ALTER TABLE idempotency_ledger ADD COLUMN call_began_at INTEGER;
+UPDATE idempotency_ledger SET call_began_at = -1 WHERE state = 'claimed';
+CREATE INDEX IF NOT EXISTS idempotency_ledger_open ON idempotency_ledger (state, lease_expires_at)
+"""
+
+
 def schema_statements(script: str = SCHEMA) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def full_schema_statements() -> list[str]:
+    """SCHEMA and every upgrade since: a database made from scratch (tests, tools)."""
+    return schema_statements(SCHEMA) + schema_statements(CALL_BEGAN_UPGRADE)
 
 
 class SqlExecutor(Protocol):
@@ -100,7 +114,7 @@ INSERT INTO idempotency_ledger (workspace_id, idempotency_key, fingerprint, stat
 ON CONFLICT (workspace_id, idempotency_key) DO UPDATE SET
     fingerprint = excluded.fingerprint, state = 'claimed', endpoint = excluded.endpoint,
     message_id = excluded.message_id, lease_expires_at = excluded.lease_expires_at,
-    created_at = excluded.created_at, updated_at = excluded.updated_at, message = NULL
+    created_at = excluded.created_at, updated_at = excluded.updated_at, message = NULL, call_began_at = NULL
 WHERE idempotency_ledger.state = 'released'
 RETURNING idempotency_key
 """
@@ -116,15 +130,22 @@ _RELEASE = """
 UPDATE idempotency_ledger SET state = 'released', updated_at = ?
 WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed' AND message_id = ?
 """
+_MARK_CALL_BEGAN = """
+UPDATE idempotency_ledger SET call_began_at = ?
+WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed' AND message_id = ? AND lease_expires_at > ?
+"""
 # LedgerStore.adopt (ledger.may_adopt says the same in Python).
 _ADOPT = """
 INSERT INTO idempotency_ledger (workspace_id, idempotency_key, fingerprint, state, endpoint, message_id,
-                                lease_expires_at, created_at, updated_at, message)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                lease_expires_at, created_at, updated_at, message, call_began_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (workspace_id, idempotency_key) DO UPDATE SET
     fingerprint = excluded.fingerprint, state = excluded.state, endpoint = excluded.endpoint,
     message_id = excluded.message_id, lease_expires_at = excluded.lease_expires_at,
-    created_at = excluded.created_at, updated_at = excluded.updated_at, message = excluded.message
+    created_at = excluded.created_at, updated_at = excluded.updated_at, message = excluded.message,
+    call_began_at = CASE WHEN idempotency_ledger.message_id = excluded.message_id
+                         THEN COALESCE(idempotency_ledger.call_began_at, excluded.call_began_at)
+                         ELSE excluded.call_began_at END
 WHERE idempotency_ledger.state = 'released' OR idempotency_ledger.message_id = ?
    OR (idempotency_ledger.message_id = excluded.message_id
        AND NOT (idempotency_ledger.state = 'completed' AND excluded.state <> 'completed'))
@@ -146,7 +167,15 @@ def record_from_row(row: Mapping[str, Any]) -> LedgerRecord:
         updated_at=_s(row["updated_at"]),
         message=json.loads(message) if isinstance(message, str) else None,
         message_id=str(row.get("message_id") or ""),
+        call_began_at=_call_began(row.get("call_began_at")),
     )
+
+
+def _call_began(value: object) -> float | None:
+    """The mark: a number, or None (SQL NULL; D1 through Pyodide may hand a JS null, which is no number either)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return CALL_BEGAN_UNRECORDED if value < 0 else _s(value)
 
 
 def claim_params(record: LedgerRecord) -> list[object]:
@@ -185,6 +214,11 @@ def release_call(workspace_id: str, key: str, now: float, message_id: str) -> St
     return _RELEASE, [_ms(now), workspace_id, key, message_id]
 
 
+def mark_call_began_call(workspace_id: str, key: str, now: float, message_id: str) -> Statement:
+    """Rows changed: one if the claim still holds the key with its lease live at `now` (LedgerStore.mark_call_began)."""
+    return _MARK_CALL_BEGAN, [_ms(now), workspace_id, key, message_id, _ms(now)]
+
+
 class SqlLedgerStore:
     def __init__(self, db: SqlExecutor) -> None:
         self._db = db
@@ -205,6 +239,9 @@ class SqlLedgerStore:
     async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
         await self._db.execute(*release_call(workspace_id, key, now, message_id))
 
+    async def mark_call_began(self, workspace_id: str, key: str, now: float, *, message_id: str) -> bool:
+        return await self._db.execute(*mark_call_began_call(workspace_id, key, now, message_id)) == 1
+
     async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
         message = json.dumps(ledger_body(record.message)) if record.message is not None else None
         rows = await self._db.fetch(
@@ -220,6 +257,7 @@ class SqlLedgerStore:
                 _ms(record.created_at),
                 _ms(record.updated_at),
                 message,
+                _adopted_mark(record.call_began_at),
                 replacing or "-",  # never a message id: no row matches
             ],
         )
@@ -227,6 +265,11 @@ class SqlLedgerStore:
 
     async def purge(self, older_than: float) -> int:
         return await self._db.execute(_PURGE, [_ms(older_than)])
+
+
+def _adopted_mark(call_began_at: float | None) -> int:
+    """An adopted record's mark: another ledger's copy cannot say the call never began, so no mark is -1."""
+    return -1 if call_began_at is None or call_began_at < 0 else _ms(call_began_at)
 
 
 # ---- messages ---------------------------------------------------------------------------------------------------
@@ -425,8 +468,10 @@ class SqliteExecutor:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
 
-    def create_schema(self) -> None:
-        for statement in schema_statements():
+    def create_schema(self, *, upgrades: bool = True) -> None:
+        """Core's tables as they are now; `upgrades=False`: as SCHEMA first made them (for tests that then apply an
+        endpoint's own migrations, which carry the upgrades)."""
+        for statement in full_schema_statements() if upgrades else schema_statements():
             self._conn.execute(statement)
 
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:

@@ -77,6 +77,10 @@ class EndpointTransport(Protocol):
         self, url: str, body: Mapping[str, object], *, token: str, timeout_s: float
     ) -> TransportReply: ...
 
+    async def post_json(
+        self, url: str, body: Mapping[str, object], *, token: str, timeout_s: float
+    ) -> TransportReply: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -121,6 +125,9 @@ class HttpxTransport:
 
     async def patch_json(self, url: str, body: Mapping[str, object], *, token: str, timeout_s: float) -> TransportReply:
         return await self._request("PATCH", url, {"authorization": f"Bearer {token}"}, dict(body), timeout_s)
+
+    async def post_json(self, url: str, body: Mapping[str, object], *, token: str, timeout_s: float) -> TransportReply:
+        return await self._request("POST", url, {"authorization": f"Bearer {token}"}, dict(body), timeout_s)
 
     async def aclose(self) -> None:
         await self._client.aclose()

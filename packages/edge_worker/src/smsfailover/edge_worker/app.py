@@ -56,7 +56,7 @@ class EdgeApp:
         self._retention = EdgeRetention(shards, clock, config.retention_s)
         keys = config.signing_keys
         # lookups and judging; the edge's own sends claim through SendOpening, enabled workspaces only (send_ledger.py)
-        ledger = IdempotencyLedger(self._ledger_store, clock, lease_s=config.lease_s)
+        ledger = IdempotencyLedger(self._ledger_store, clock, lease_s=config.lease_s, owner="edge")
         messages = ShardedMessageStore(shards)
 
         async def settle(conclusion: Conclusion) -> None:

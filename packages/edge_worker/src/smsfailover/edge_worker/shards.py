@@ -139,6 +139,9 @@ class ShardedLedgerStore:
     async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
         await self._store(workspace_id, key).release(workspace_id, key, now, message_id=message_id)
 
+    async def mark_call_began(self, workspace_id: str, key: str, now: float, *, message_id: str) -> bool:
+        return await self._store(workspace_id, key).mark_call_began(workspace_id, key, now, message_id=message_id)
+
     async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
         return await self._store(record.workspace_id, record.key).adopt(record, replacing=replacing)
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.provider import HttpPoster
-from smsfailover.express_shim import routes_messages, routes_ops, routes_workspace
+from smsfailover.express_shim import routes_messages, routes_ops, routes_unknowns, routes_workspace
 from smsfailover.express_shim.background import BackgroundTasks
 from smsfailover.express_shim.body_limit import BodyLimitMiddleware
 from smsfailover.express_shim.config import OriginConfig
@@ -74,6 +74,13 @@ def origin_routes() -> list[BaseRoute]:
         route("/v1/workspaces/{ws}/messages", "list_messages", routes_workspace.list_messages, ["GET"]),
         route("/v1/provider/twilio/status", "twilio_status", routes_ops.twilio_status_callback, ["POST"]),
         route("/v1/breaker", "breaker", routes_ops.breaker_action, ["POST"]),
+        route("/v1/workspaces/{ws}/unknowns", "unknowns", routes_unknowns.list_unknowns, ["GET"]),
+        route(
+            "/v1/workspaces/{ws}/unknowns/{id}/mark-failed",
+            "unknown_mark_failed",
+            routes_unknowns.mark_failed,
+            ["POST"],
+        ),
         route("/metrics", "metrics", routes_ops.metrics, ["GET"]),
         route("/openapi.json", "openapi", routes_ops.openapi, ["GET"]),
     ]

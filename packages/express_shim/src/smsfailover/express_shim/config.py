@@ -45,6 +45,7 @@ class OriginConfig:
     reconcile_interval_s: float = 1.0  # the edge ledger queue, and the ping that ends degraded mode
     switch_interval_s: float = 0.5  # the two-phase failover switch
     purge_interval_s: float = 300.0
+    unknowns_interval_s: float = 5.0  # unknown outcomes: not sent, or looked up at the provider (unknown_outcomes.py)
     retention_s: float = 24 * 3600.0  # the ledger and the status window's rows
     history_retention_s: float = 0.0  # the message history (product data), its own setting; 0 keeps it for good
     background: bool = True  # tests that drive the tasks by hand turn them off

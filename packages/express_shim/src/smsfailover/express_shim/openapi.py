@@ -316,6 +316,27 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "responses": {"204": {"description": "accepted"}, **_errors(400, 403, 413)},
                 }
             },
+            "/v1/workspaces/{ws}/unknowns": {
+                "get": {
+                    "operationId": "listUnknowns",
+                    "description": "Messages still unknown and what was checked (workspace or operator token).",
+                    "security": _BEARER,
+                    "parameters": [_WS_PARAM],
+                    "responses": {"200": _json({"type": "object"}, "unknowns, newest first"), **_errors(401, 403, 422)},
+                }
+            },
+            "/v1/workspaces/{ws}/unknowns/{id}/mark-failed": {
+                "post": {
+                    "operationId": "markUnknownFailed",
+                    "description": "An operator marks an unknown outcome failed (send again under a new key).",
+                    "security": _BEARER,
+                    "parameters": [
+                        _WS_PARAM,
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json(MESSAGE_SCHEMA, "the message, failed"), **_errors(401, 403, 404, 422)},
+                }
+            },
             "/v1/breaker": {
                 "post": {
                     "operationId": "steerBreaker",

@@ -57,6 +57,9 @@ async def twilio_status_callback(request: Request) -> Response:
     if not sid or status is None:
         services.metrics.callbacks.labels("malformed").inc()
         raise ApiError(400, "invalid_callback", "MessageSid and a known MessageStatus are required.")
+    message_id = request.query_params.get("message_id")  # the message's own callback URL (signed with it)
+    if message_id and await services.unknowns.resolve_by_callback(message_id, sid, status):
+        services.metrics.callbacks.labels("resolved_unknown").inc()
     advanced = await services.delivery.apply(sid, status, fields.get("ErrorCode"), services.now_ms())
     services.metrics.callbacks.labels("advanced" if advanced else "not_advanced").inc()
     return Response(status_code=204)

@@ -35,6 +35,7 @@ from smsfailover.express_shim.probes import HealthProbes, timed
 from smsfailover.express_shim.read_limits import ReadLimiter
 from smsfailover.express_shim.shared_breaker import SharedBreakerView
 from smsfailover.express_shim.storage.base import Database
+from smsfailover.express_shim.unknown_outcomes import UnknownOutcomes
 from smsfailover.express_shim.window_stats import SendLog
 from smsfailover.express_shim.workspace_settings import (
     FailoverFlags,
@@ -91,6 +92,7 @@ class OriginServices:
     sync: EdgeMessageSync
     reconciler: Reconciler
     delivery: DeliveryUpdates
+    unknowns: UnknownOutcomes  # unknown outcomes resolved: not sent, a callback, a lookup at the provider
     # each edge ledger shard as the edge's authenticated ping last reported it (docs/scaling.md), for status
     edge_shards: list[dict[str, object]] = field(default_factory=list)
     edge_shards_checked_at: float | None = None
@@ -192,6 +194,7 @@ class OriginServices:
             PeriodicTask("ledger_reconcile", c.reconcile_interval_s, self.reconcile),
             PeriodicTask("failover_switch", c.switch_interval_s, self.advance_switches, wake=self.switch_wake),
             PeriodicTask("ledger_purge", c.purge_interval_s, self.purge),
+            PeriodicTask("unknown_outcomes", c.unknowns_interval_s, self.unknowns.run_once),
         ]
 
 
@@ -299,4 +302,13 @@ def build_services(
             on_result=on_reconciled,
         ),
         delivery=delivery,
+        unknowns=UnknownOutcomes(
+            db,
+            messages,
+            ledgers.ledger_for,
+            provider,
+            clock,
+            lease_s=config.lease_s,
+            retention_s=config.retention_s,
+        ),
     )

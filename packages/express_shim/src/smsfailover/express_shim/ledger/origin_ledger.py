@@ -73,7 +73,7 @@ class OriginLedger(IdempotencyLedger):
     """One request's view: `mode` says which ledger guarded its claim ("edge" or "local")."""
 
     def __init__(self, parts: LedgerParts, *, edge_may_accept: bool) -> None:
-        super().__init__(parts.local, parts.clock, lease_s=parts.lease_s, mode="local")
+        super().__init__(parts.local, parts.clock, lease_s=parts.lease_s, mode="local", owner="origin")
         self._parts = parts
         self._edge_may_accept = edge_may_accept
 

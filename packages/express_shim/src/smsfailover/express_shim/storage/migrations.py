@@ -135,6 +135,13 @@ def _page_sessions() -> str:
     return SESSIONS_TABLE
 
 
+def _unknown_outcomes() -> str:
+    from smsfailover.core.sql import CALL_BEGAN_UPGRADE
+    from smsfailover.express_shim.unknown_outcomes import CHECKS_TABLE
+
+    return CALL_BEGAN_UPGRADE + ";\n" + CHECKS_TABLE
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -147,6 +154,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # On a large PostgreSQL table an operator may build it first (CREATE INDEX CONCURRENTLY, the same name): a no-op.
     Migration(5, "messages by creation time", lambda: HISTORY_INDEX),
     Migration(6, "send log rollup for the status window (window_stats.py)", _send_stats),
+    Migration(7, "the call-began mark and the checks of unknown outcomes (unknown_outcomes.py)", _unknown_outcomes),
 )
 
 _BOOKKEEPING = """

@@ -47,6 +47,8 @@ _DDL_REWRITES = [
     (re.compile(r"\bINTEGER\b", re.I), "BIGINT"),  # epoch milliseconds overflow PostgreSQL's 32-bit INTEGER
     (re.compile(r"\bREAL\b", re.I), "DOUBLE PRECISION"),
     (re.compile(r"\bBLOB\b", re.I), "BYTEA"),
+    # a second process that waited on the DDL lock re-runs the script: SQLite's single writer never does
+    (re.compile(r"\bADD COLUMN (?!IF NOT EXISTS)", re.I), "ADD COLUMN IF NOT EXISTS "),
 ]
 
 

@@ -1,0 +1,181 @@
+"""The origin resolves unknown outcomes (issue 15): a claim that never began its provider call is failed/not_sent, one
+whose call began takes the provider's record (its own status callback URL, or a lookup in the provider's Messages
+list), and an operator may mark one failed. The real origin app and the real simulator (tests/origin/harness.py),
+with a short lease; the resolution round is driven by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from smsfailover.core.ids import rfc3339
+from smsfailover.core.ledger import LedgerRecord, LedgerState
+from smsfailover.core.message import encoding_and_segments, payload_fingerprint
+from smsfailover.express_shim.simulator.signature import twilio_signature
+
+from tests.origin.harness import VALID_TO, Origin, apoll, new_key, new_workspace, running_origin
+
+LEASE_S = 0.3
+CALLBACK = "/v1/provider/twilio/status"
+
+
+@pytest.fixture
+async def origin(tmp_path: Path) -> Any:
+    async with running_origin("sqlite", tmp_path, lease_s=LEASE_S, background=False) as running:
+        yield running
+
+
+async def _abandoned_send(origin: Origin, ws: str, content: str, *, began: bool) -> LedgerRecord:
+    """What a send leaves when its process dies after the claim (and, if `began`, after the call-began mark)."""
+    services = origin.services
+    ledger = await services.ledgers.ledger_for(ws)
+    key = new_key()
+    record = ledger.new_claim(ws, key, payload_fingerprint(VALID_TO, content, []), "origin")
+    assert await services.local_ledger.try_claim(record)
+    encoding, segments = encoding_and_segments(content, has_media=False)
+    created = rfc3339(record.created_at)
+    await services.messages.insert(
+        {
+            "id": record.message_id,
+            "workspace_id": ws,
+            "to": VALID_TO,
+            "content": content,
+            "contact_id": None,
+            "media_urls": [],
+            "status": "unknown",
+            "endpoint": "origin",
+            "ledger": "local",
+            "idempotency_key": key,
+            "provider_message_id": None,
+            "segments": segments,
+            "encoding": encoding,
+            "latency_ms": None,
+            "error": None,
+            "created_at": created,
+            "updated_at": created,
+            "requires_refresh": False,
+        }
+    )
+    if began:
+        assert await ledger.mark_call_began(record)
+    return record
+
+
+async def _settled(origin: Origin, expected: str) -> int:
+    """Run resolution rounds until one reports `expected` (the claims' lease and margin must pass first)."""
+
+    async def round_() -> int | None:
+        result = await origin.services.unknowns.run_once()
+        count = getattr(result, expected)
+        return count if count else None
+
+    return await apoll(round_, timeout_s=10, what=f"a round that reports {expected}")
+
+
+async def _by_key(origin: Origin, ws: str, key: str) -> dict[str, Any]:
+    response = await origin.http.get("/v1/messages", params={"idempotency_key": key}, headers=origin.auth(ws))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _provider_has(origin: Origin, content: str) -> str:
+    """The simulator takes a message the way our lost call would have left it; its sid."""
+    sim = origin.services.config
+    async with httpx2.AsyncClient(base_url=origin.sim_url) as http:
+        response = await http.post(
+            f"/2010-04-01/Accounts/{sim.twilio_account_sid}/Messages.json",
+            data={"To": VALID_TO, "From": sim.from_number or "", "Body": content},
+            auth=(sim.twilio_account_sid, sim.twilio_auth_token),
+        )
+    assert response.status_code == 201, response.text
+    return str(response.json()["sid"])
+
+
+async def test_a_claim_that_never_began_its_call_is_failed_not_sent(origin: Origin) -> None:
+    ws, content = new_workspace(), "never sent " + new_key()
+    record = await _abandoned_send(origin, ws, content, began=False)
+    assert await _settled(origin, "not_sent") == 1
+    message = await _by_key(origin, ws, record.key)
+    assert (message["status"], message["error"]["code"]) == ("failed", "not_sent")
+    stored = await origin.services.local_ledger.get(ws, record.key)
+    assert stored is not None
+    assert stored.state is LedgerState.COMPLETED
+    assert await origin.sim_received(content) == []
+    retry = await origin.send(ws, key=record.key, content=content)  # final for the key: never sent now
+    assert (retry.status_code, retry.json()["status"]) == (200, "failed")
+    assert await origin.sim_received(content) == []
+
+
+async def test_a_call_that_reached_the_provider_is_found_by_a_lookup(origin: Origin) -> None:
+    ws, content = new_workspace(), "lost answer " + new_key()
+    record = await _abandoned_send(origin, ws, content, began=True)
+    sid = await _provider_has(origin, content)
+    assert await _settled(origin, "found") == 1
+    message = await _by_key(origin, ws, record.key)
+    assert message["provider_message_id"] == sid
+    assert message["status"] in {"queued", "sent", "delivered"}
+    assert len(await origin.sim_received(content)) == 1
+
+
+async def test_a_call_the_provider_never_saw_stays_unknown_and_says_what_was_checked(origin: Origin) -> None:
+    ws, content = new_workspace(), "never arrived " + new_key()
+    record = await _abandoned_send(origin, ws, content, began=True)
+
+    async def checked() -> dict[str, Any] | None:
+        await origin.services.unknowns.run_once()
+        listing = (await origin.http.get(f"/v1/workspaces/{ws}/unknowns", headers=origin.auth(ws))).json()
+        rows = [r for r in listing["data"] if r["id"] == record.message_id and r["resolution"] == "not_found"]
+        return rows[0] if rows else None
+
+    row = await apoll(checked, timeout_s=10, what="the lookup's mark")
+    assert "not found at the provider" in row["detail"]
+    assert row["checked_at"] is not None
+    assert (await _by_key(origin, ws, record.key))["status"] == "unknown"
+
+
+async def test_the_messages_own_callback_url_resolves_it(origin: Origin) -> None:
+    ws, content = new_workspace(), "callback " + new_key()
+    record = await _abandoned_send(origin, ws, content, began=True)
+    await apoll(lambda: _expired(origin, record), timeout_s=5, what="the lease to pass")
+    params = {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"}
+    url = f"{origin.url}{CALLBACK}?message_id={record.message_id}"
+    headers = {
+        "X-Twilio-Signature": twilio_signature(url, params, origin.secrets.twilio_auth_token),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    answer = await origin.http.post(
+        f"{CALLBACK}?message_id={record.message_id}", content=str(httpx2.QueryParams(params)).encode(), headers=headers
+    )
+    assert answer.status_code == 204
+    message = await _by_key(origin, ws, record.key)
+    assert (message["status"], message["provider_message_id"]) == ("delivered", params["MessageSid"])
+
+
+async def _expired(origin: Origin, record: LedgerRecord) -> bool | None:
+    return True if origin.services.clock.time() > record.lease_expires_at else None
+
+
+async def test_an_operator_may_mark_an_unknown_failed_and_nobody_else(origin: Origin) -> None:
+    ws, content = new_workspace(), "operator " + new_key()
+    record = await _abandoned_send(origin, ws, content, began=True)
+    await apoll(lambda: _expired(origin, record), timeout_s=5, what="the lease to pass")
+    path = f"/v1/workspaces/{ws}/unknowns/{record.message_id}/mark-failed"
+    refused = await origin.http.post(path, headers=origin.auth(ws))
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    operator = {"Authorization": f"Bearer {origin.operator_token()}"}
+    marked = await origin.http.post(path, headers=operator)
+    assert marked.status_code == 200, marked.text
+    assert (marked.json()["status"], marked.json()["error"]["code"]) == ("failed", "marked_failed")
+    assert (await _by_key(origin, ws, record.key))["status"] == "failed"
+    again = await origin.http.post(path, headers=operator)
+    assert again.status_code == 404  # no longer unknown
+    listing = (await origin.http.get(f"/v1/workspaces/{ws}/unknowns", headers=operator)).json()
+    assert listing["data"] == []
+    checks = await origin.services.db.fetch(
+        "SELECT result FROM unknown_checks WHERE message_id = ?", (record.message_id,)
+    )
+    assert json.loads(json.dumps(checks)) == [{"result": "marked_failed"}]
