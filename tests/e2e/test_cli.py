@@ -240,3 +240,20 @@ def test_status_while_the_origin_is_down_still_knows_the_setting(run: Run, stack
     proc = run("status", "--workspace", failover_ws, "--json")
     assert proc.returncode == 0, proc.stderr
     assert _json(proc)["enabled"] is True
+
+
+def test_unknowns_lists_a_workspaces_open_outcomes_and_only_an_operator_marks_one(run: Run, stack: Stack) -> None:
+    ws = new_workspace("cli")
+    listed = run("unknowns", "--workspace", ws, "--json")
+    assert listed.returncode == 0, listed.stderr  # 4 while any is unknown
+    assert _json(listed) == {"workspace_id": ws, "data": []}
+    assert "no unknown outcomes" in run("unknowns", "--workspace", ws).stdout
+    refused = run("unknowns", "--workspace", ws, "--mark-failed", "msg_01J00000000000000000000000")
+    assert refused.returncode == 3, refused.stderr  # a workspace token may not decide: 403
+    operator = run("token", "--operator").stdout.strip()
+    missing = run(
+        "unknowns", "--workspace", ws, "--mark-failed", "msg_01J00000000000000000000000",
+        env={"SMSFAILOVER_TOKEN": operator},
+    )  # fmt: skip
+    assert missing.returncode == 1, missing.stderr  # 404: nothing unknown by that id
+    assert "Traceback" not in missing.stderr

@@ -130,10 +130,23 @@ class UnknownOutcomes:
         )
         counts = {"not_sent": 0, "found": 0, "still_unknown": 0}
         for row in [*rows, *unconfirmed]:
-            counts[await self._settle(record_from_row(row), now)] += 1
+            counts[await self._settle_one(record_from_row(row), now)] += 1
         if rows:
             log_event("unknowns.round", **counts)
         return RoundResult(**counts)
+
+    async def _settle_one(self, record: LedgerRecord, now: float) -> str:
+        """One claim; a failure is logged and the claim waits for the next round (the others still go now)."""
+        try:
+            return await self._settle(record, now)
+        except Exception as exc:
+            log_event(
+                "unknowns.settle_failed",
+                level=logging.ERROR,
+                workspace_id=record.workspace_id,
+                error=type(exc).__name__,
+            )
+            return "still_unknown"
 
     async def _settle(self, record: LedgerRecord, now: float) -> str:
         ledger = await self._ledger_for(record.workspace_id)
