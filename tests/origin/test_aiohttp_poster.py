@@ -86,3 +86,40 @@ async def test_no_answer_within_the_timeout_is_reply_lost() -> None:
             release.set()
     finally:
         await poster.aclose()
+
+
+async def test_gets_the_url_as_built_with_basic_auth_and_returns_the_reply() -> None:
+    seen: dict[str, bytes] = {}
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen["head"] = await reader.readuntil(b"\r\n\r\n")
+        body = b'{"messages": [], "next_page_uri": null}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    poster = AiohttpPoster()
+    try:
+        async with serving(handler) as url:
+            query = "?To=%2B16266635938&DateSent%3E=2026-12-01&PageSize=200"
+            reply = await poster.get(url + query, ("AC1", "tok"), 5.0)
+    finally:
+        await poster.aclose()
+    assert reply.status == 200
+    assert reply.body == b'{"messages": [], "next_page_uri": null}'
+    request_line = seen["head"].split(b"\r\n")[0]
+    assert request_line == b"GET /2010-04-01/Accounts/AC1/Messages.json" + query.encode() + b" HTTP/1.1"
+    head = seen["head"].lower()
+    assert b"authorization: basic " + base64.b64encode(b"AC1:tok").lower() in head
+    assert b"accept: application/json" in head
+
+
+async def test_a_refused_get_is_connect_failed() -> None:
+    poster = AiohttpPoster()
+    try:
+        with pytest.raises(ConnectFailed):
+            await poster.get(f"http://127.0.0.1:{free_port()}/x", ("AC1", "tok"), 2.0)
+    finally:
+        await poster.aclose()

@@ -53,6 +53,24 @@ class AiohttpPoster:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ReplyLost(type(exc).__name__) from exc
 
+    async def get(self, url: str, auth: tuple[str, str], timeout_s: float) -> HttpReply:
+        """core's HttpGetter, for looking unknown outcomes up in the provider's message list."""
+        import aiohttp
+        from yarl import URL
+
+        session = self._client()
+        try:
+            async with session.get(
+                URL(url, encoded=True),  # sent exactly as built, never re-quoted
+                headers={"Accept": "application/json", "Authorization": aiohttp.encode_basic_auth(*auth)},
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response:
+                return HttpReply(response.status, await response.read())
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectFailed(type(exc).__name__) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise ReplyLost(type(exc).__name__) from exc
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -17,9 +17,10 @@ from smsfailover.express_shim.simulator.config import SimulatorConfig
 from smsfailover.express_shim.simulator.connections import ConnectionRegistry, client_address
 from smsfailover.express_shim.simulator.errors import TwilioError, error_for_status
 from smsfailover.express_shim.simulator.faults import FaultDice, FaultPlanError, parse_plan
+from smsfailover.express_shim.simulator.listing import list_page, parse_query
 from smsfailover.express_shim.simulator.numbers import check_sender, check_to
 from smsfailover.express_shim.simulator.segments import num_segments
-from smsfailover.express_shim.simulator.store import MessageLog, SimMessage, new_message_sid
+from smsfailover.express_shim.simulator.store import API_VERSION, MessageLog, SimMessage, new_message_sid
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -153,6 +154,19 @@ async def fetch_message(request: Request) -> Response:
     return JSONResponse(message.twilio_resource())
 
 
+async def list_messages(request: Request) -> Response:
+    """Twilio's Messages list: filtered, newest first, a page at a time (listing.py)."""
+    sim = _sim(request)
+    account_sid = request.path_params["account_sid"]
+    sim.authenticate(request, account_sid)
+    if (answer := await sim.before(request, create=False)) is not None:
+        return answer
+    await sim.late(create=False)
+    query = parse_query(request.query_params)
+    path = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+    return JSONResponse(list_page(sim.messages.newest_first(account_sid), query, path=path))
+
+
 async def list_received(request: Request) -> Response:
     return JSONResponse(_sim(request).messages.listing())
 
@@ -226,6 +240,7 @@ def create_app(config: SimulatorConfig, *, connections: ConnectionRegistry | Non
     app = Starlette(
         routes=[
             Route(base + ".json", create_message, methods=["POST"]),
+            Route(base + ".json", list_messages, methods=["GET"]),
             Route(base + "/{sid}.json", fetch_message, methods=["GET"]),
             Route("/_sim/messages", list_received, methods=["GET"]),
             Route("/_sim/messages", clear_received, methods=["DELETE"]),

@@ -86,6 +86,11 @@ class MessageLog:
     def get(self, sid: str) -> SimMessage | None:
         return self._messages.get(sid)
 
+    def newest_first(self, account_sid: str) -> list[SimMessage]:
+        """The account's messages, newest first (the order of Twilio's list); a later arrival first on a tie."""
+        mine = [m for m in reversed(self._messages.values()) if m.account_sid == account_sid]
+        return sorted(mine, key=lambda m: m.created_at, reverse=True)
+
     def clear(self) -> int:
         count = len(self._messages)
         self._messages.clear()
