@@ -24,7 +24,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
@@ -33,11 +32,9 @@ from smsfailover.core.ledger import IdempotencyLedger, LedgerRecord, LedgerState
 from smsfailover.core.log import log_event
 from smsfailover.core.messages_api import NOT_SENT_ERROR, settle_open_claim
 from smsfailover.core.provider import TwilioProvider
+from smsfailover.core.provider_lookup import Ambiguous, Found, LookupFailed, LookupResult, NotFound
 from smsfailover.core.sql import SqlMessageStore, record_from_row
 from smsfailover.express_shim.storage.base import Database
-
-if TYPE_CHECKING:
-    from smsfailover.core.provider_lookup import LookupResult
 
 CHECKS_TABLE = """
 CREATE TABLE IF NOT EXISTS unknown_checks (
@@ -163,8 +160,6 @@ class UnknownOutcomes:
         result = await self._look_up(record)
         if result is None:
             return "still_unknown"
-        from smsfailover.core.provider_lookup import Found
-
         if isinstance(result.outcome, Found):
             await self._resolve(ledger, record, result.outcome.sid, result.outcome.status, now)
             await self._note(record, "found", result.describe(), now)
@@ -290,8 +285,6 @@ def _listed(row: dict[str, object], now: float, lease_s: float) -> dict[str, obj
 
 
 def _check_result(result: LookupResult) -> str:
-    from smsfailover.core.provider_lookup import Ambiguous, LookupFailed, NotFound
-
     outcome = result.outcome
     if isinstance(outcome, NotFound):
         return "not_found"
