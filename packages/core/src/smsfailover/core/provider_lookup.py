@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-# Twilio's statuses folded into the contract's, as the origin folds status callbacks
-# (express_shim/delivery_status.py): a lookup is one more report of the same record.
+# Twilio's statuses folded into the contract's: for a lookup, and for the origin's status callbacks
+# (express_shim/delivery_status.py), since both are reports of the same record.
 _CONTRACT_STATUS = {
     "accepted": "queued",
     "scheduled": "queued",

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-_FROM_TWILIO = {
-    "accepted": "queued",
-    "scheduled": "queued",
-    "queued": "queued",
-    "sending": "sent",
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "delivered",
-    "failed": "failed",
-    "canceled": "failed",
-    "undelivered": "undelivered",
-}
+from smsfailover.core.provider_lookup import contract_status  # one mapping for callbacks and lookups
+
+__all__ = ["TERMINAL", "contract_status", "statuses_that_may_advance_to"]
+
 # queued < sent < delivered; failed and undelivered are terminal. "unknown" (a lost claim outcome) is below
 # everything: a callback is the best evidence of what happened.
 _RANK = {"unknown": -1, "queued": 0, "sent": 1, "delivered": 2, "failed": 3, "undelivered": 3}
 TERMINAL = frozenset({"delivered", "failed", "undelivered"})
-
-
-def contract_status(twilio_status: str) -> str | None:
-    return _FROM_TWILIO.get(twilio_status.strip().lower())
 
 
 def statuses_that_may_advance_to(status: str) -> list[str]:
