@@ -13,7 +13,9 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(UV):
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check --user uv
+	@# A distribution's own python3 (Debian 12, Ubuntu 24.04) refuses pip --user (PEP 668); uv is a standalone tool
+	@command -v uv >/dev/null 2>&1 || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet \
+		--disable-pip-version-check --user uv
 	@# pip --user puts uv in ~/.local/bin, often not on PATH: link it where a fresh shell finds it (root), else say so
 	@command -v uv >/dev/null 2>&1 || ln -sf $(HOME)/.local/bin/uv $(HOME)/.local/bin/uvx /usr/local/bin/ 2>/dev/null \
 		|| echo "uv is in $(HOME)/.local/bin: add it to PATH (export PATH=\"\$$HOME/.local/bin:\$$PATH\") for the README's uv commands"
