@@ -80,6 +80,9 @@ class _EdgeRoutesStore:
     async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
         raise NotImplementedError("the benchmark only claims")
 
+    async def mark_call_began(self, workspace_id: str, key: str, now: float, *, message_id: str) -> bool:
+        raise NotImplementedError("the benchmark only claims")
+
     async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
         raise NotImplementedError("the benchmark only claims")
 

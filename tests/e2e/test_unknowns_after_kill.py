@@ -96,7 +96,7 @@ def test_after_a_kill_9_mid_burst_every_unknown_resolves_within_a_minute(
             statuses, in_flight = _statuses(api, token, keys)
             unknown = [k for k, m in statuses.items() if m.get("status") == "unknown"]
             first_seen_unknown = max(first_seen_unknown, len(unknown) + in_flight)
-            if not unknown and not in_flight or time.monotonic() > deadline:
+            if (not unknown and not in_flight) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         resolved_after_s = time.monotonic() - restarted
