@@ -6,20 +6,26 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
+from smsfailover.core.client import SyncFailoverClient
+from smsfailover.core.config import ClientConfig
+from smsfailover.express_shim.processes import free_port, origin_spec
 
 from tests.contract.kit import Tokens, new_workspace
 from tests.support.fixtures import Stack
+from tests.support.servers import launch
 
 PAGE = "/settings/advanced/sms-failover"
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "settings-page.png"
-# The origin probes the edge every 5 s and the page polls every 2.5 s: a change shows within ~8 s.
+# A bound for what the page shows after a change: the poll (2.5 s) asks for probes at most 1 s old, the sync of
+# edge sends runs every 2 s.
 STATUS_CHANGE_S = 20
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def wait_for_switch(origin_url: str, tokens: Tokens, ws: str, state: str, timeout_s: float = 15.0) -> None:
@@ -45,6 +51,23 @@ def send_some(base_url: str, tokens: Tokens, ws: str, count: int) -> None:
             assert resp.status_code == 201, resp.text
 
 
+def send_unknown(stack: Stack, tokens: Tokens, ws: str) -> str:
+    """A send whose provider answers 500: it may have gone out, so the origin records its outcome unknown. Its id."""
+    with httpx2.Client(timeout=15) as http:
+        http.post(f"{stack.simulator_url}/_sim/faults", json={"status": 500}).raise_for_status()
+        try:
+            resp = http.post(
+                f"{stack.origin_url}/v1/messages",
+                json={"to": "+16266635938", "content": f"maybe sent {uuid.uuid4()}", "workspace_id": ws},
+                headers={"Authorization": f"Bearer {tokens.workspace(ws)}", "Idempotency-Key": str(uuid.uuid4())},
+            )
+        finally:
+            http.delete(f"{stack.simulator_url}/_sim/faults").raise_for_status()
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["status"] == "unknown"
+    return str(resp.json()["id"])
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 960})
@@ -54,11 +77,23 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def sign_in(page: Page, stack: Stack, tokens: Tokens, ws: str) -> None:
-    page.goto(f"{stack.origin_url}{PAGE}?workspace={ws}")
+def enable_failover(origin_url: str, tokens: Tokens, ws: str) -> None:
+    resp = httpx2.patch(
+        f"{origin_url}/v1/workspaces/{ws}/settings",
+        json={"sms_failover_enabled": True},
+        headers={"Authorization": f"Bearer {tokens.workspace(ws)}"},
+        timeout=5,
+    )
+    assert resp.status_code == 200, resp.text
+    wait_for_switch(origin_url, tokens, ws, "on")
+
+
+def sign_in(page: Page, origin_url: str, tokens: Tokens, ws: str, *, token: str | None = None) -> None:
+    """Through the form, with the workspace's token unless another (an operator's) is given."""
+    page.goto(f"{origin_url}{PAGE}?workspace={ws}")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.get_by_label("Workspace id")).to_have_value(ws)
-    page.get_by_label("Workspace token").fill(tokens.workspace(ws))
+    page.get_by_label("Token", exact=True).fill(token or tokens.workspace(ws))
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="SMS Failover", exact=True)).to_be_visible()
     assert "token" not in page.url
@@ -74,7 +109,7 @@ def test_toggle_persists_and_edge_status_follows_the_real_edge(
 ) -> None:
     ws = new_workspace("page")
     send_some(stack.origin_url, tokens, ws, 4)
-    sign_in(page, stack, tokens, ws)
+    sign_in(page, stack.origin_url, tokens, ws)
 
     switch = page.get_by_role("switch", name="SMS failover to the edge")
     pill = page.locator("#switch-pill")
@@ -123,11 +158,11 @@ def test_toggle_persists_and_edge_status_follows_the_real_edge(
     expect(page.locator("#live")).to_have_attribute("data-polls", str(polls + 2))  # two live updates later
     expect(summary).to_be_focused()
     expect(page.locator("#chart details")).to_have_attribute("open", "")
-    expect(page.get_by_role("table")).to_contain_text("origin p95")
+    expect(page.locator("#chart").get_by_role("table")).to_contain_text("origin p95")
     page.keyboard.press("Enter")  # closed again for the screenshots
-
-    if os.environ.get("SMSFAILOVER_UPDATE_DOCS_SCREENSHOT") == "1":  # the README's picture, refreshed on request
-        page.screenshot(path=str(DOCS_SCREENSHOT), full_page=True)
+    # The edge sends above came straight to the edge (no router): failover events whose reason is "Not given".
+    expect(page.locator("#failover-events tbody tr")).to_have_count(3)
+    expect(page.locator("#failover-events")).to_contain_text("Not given")
 
     stack.stop_edge()
     try:
@@ -146,7 +181,7 @@ def test_errors_roll_the_switch_back_and_stale_data_is_flagged(
     page: Page, stack: Stack, tokens: Tokens, artifacts: Path
 ) -> None:
     ws = new_workspace("page")
-    sign_in(page, stack, tokens, ws)
+    sign_in(page, stack.origin_url, tokens, ws)
     switch = page.get_by_role("switch", name="SMS failover to the edge")
     expect(switch).to_have_attribute("aria-checked", "false")
 
@@ -166,7 +201,7 @@ def test_errors_roll_the_switch_back_and_stale_data_is_flagged(
 
 def test_stale_live_data_is_shown_in_amber(page: Page, stack: Stack, tokens: Tokens, artifacts: Path) -> None:
     ws = new_workspace("page")
-    sign_in(page, stack, tokens, ws)
+    sign_in(page, stack.origin_url, tokens, ws)
     expect(page.locator("#freshness")).to_contain_text("Live")
     page.route("**/live?*", lambda route: route.abort("connectionrefused"))  # the origin stops answering the page
     freshness = page.locator("#freshness.stale")
@@ -180,7 +215,7 @@ def test_readable_on_a_375_px_window(browser: Browser, stack: Stack, tokens: Tok
     try:
         narrow = context.new_page()
         ws = new_workspace("page")
-        sign_in(narrow, stack, tokens, ws)
+        sign_in(narrow, stack.origin_url, tokens, ws)
         expect(narrow.get_by_role("navigation", name="Settings")).to_be_visible()
         expect(narrow.get_by_role("switch", name="SMS failover to the edge")).to_be_visible()
         expect(narrow.get_by_role("img", name="Response times per endpoint, last 15 minutes")).to_be_visible()
@@ -189,3 +224,153 @@ def test_readable_on_a_375_px_window(browser: Browser, stack: Stack, tokens: Tok
         narrow.screenshot(path=str(artifacts / "6-narrow-375.png"), full_page=True)
     finally:
         context.close()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="module")
+def breaker_origin(stack: Stack) -> Iterator[str]:
+    """A second origin process of the stack's deployment (its database, edge and simulator) with the fleet's shared
+    breaker configured (Redis on 127.0.0.1:6379): the page shows the breaker card only then, and the stack's own
+    origin stays as every other suite expects it (`breaker: null`). Its SMSFAILOVER_ORIGIN_URL is the stack
+    origin's, so it reads the breaker that the clients of that origin share. Its URL."""
+    env = {**stack.env, "SMSFAILOVER_BREAKER_REDIS_URL": REDIS_URL}
+    process = launch(origin_spec(env, free_port(), stack.db_url), stack.log_dir)
+    try:
+        yield process.url
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def fleet_client(stack: Stack, tokens: Tokens) -> Iterator[Callable[[str], SyncFailoverClient]]:
+    """SDK clients of the stack's origin sharing the fleet's breaker in Redis; the shared state is removed after."""
+    made: list[SyncFailoverClient] = []
+
+    def make(ws: str) -> SyncFailoverClient:
+        config = ClientConfig.from_env(
+            {
+                "SMSFAILOVER_ORIGIN_URL": stack.origin_url,
+                "SMSFAILOVER_EDGE_URL": stack.edge_url,
+                "SMSFAILOVER_TOKEN": tokens.workspace(ws),
+                "SMSFAILOVER_BREAKER_REDIS_URL": REDIS_URL,
+                "SMSFAILOVER_BREAKER_OPEN_S": "600",
+            }
+        )
+        client = SyncFailoverClient(config)
+        client.reset_circuit_breaker()  # the fleet's state and this process's own: start closed
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.reset_circuit_breaker()
+        client.close()
+
+
+def polls(page: Page) -> int:
+    return int(page.locator("#live").get_attribute("data-polls") or "0")
+
+
+@pytest.mark.redis
+def test_an_incident_on_the_page_failovers_with_reasons_the_breaker_live_and_the_edge_ledger(
+    page: Page,
+    stack: Stack,
+    tokens: Tokens,
+    breaker_origin: str,
+    fleet_client: Callable[[str], SyncFailoverClient],
+    artifacts: Path,
+) -> None:
+    ws = new_workspace("incident")
+    enable_failover(stack.origin_url, tokens, ws)
+    client = fleet_client(ws)
+    for i in range(4):  # through the origin, which also caches the setting in the client
+        assert client.send_message(to="+16266635938", content=f"before {i}", workspace_id=ws).endpoint == "origin"
+    sign_in(page, breaker_origin, tokens, ws)
+
+    breaker = page.locator("#breaker")
+    expect(breaker.locator("[data-field='breaker_state']")).to_have_text("closed")
+    expect(breaker.locator("[data-field='breaker_failures']")).to_have_text("0")
+    expect(breaker.locator("[data-field='breaker_open_for']")).to_be_hidden()
+    expect(page.locator("#no-failover-events")).to_be_visible()
+    ledger = page.locator("#edge-ledger")
+    expect(ledger.locator("[data-field='edge_ledger']")).to_have_text("reachable")
+    expect(ledger.locator("[data-field='edge_ledger_shards']")).to_have_text("3 of 3 answering", timeout=20_000)
+    expect(ledger.locator("[data-field='double_sends_found']")).to_have_text("0")
+
+    stack.stop_origin()  # the origin the clients send to; the page's origin keeps serving
+    try:
+        results = [client.send_message(to="+16266635938", content=f"during {i}", workspace_id=ws) for i in range(4)]
+    finally:
+        stack.start_origin()
+    assert [r.endpoint for r in results] == ["edge"] * 4
+    assert [[a.endpoint for a in r.attempts] for r in results] == [["origin", "edge"]] * 3 + [["edge"]]
+
+    # The breaker card follows the fleet's breaker without a reload.
+    expect(breaker.locator("[data-field='breaker_state']")).to_have_text("open", timeout=STATUS_CHANGE_S * 1000)
+    expect(breaker.locator("[data-field='breaker_failures']")).to_have_text("3")
+    expect(breaker.locator("[data-field='breaker_remaining_open_s']")).to_have_text(re.compile(r"^\d+ s$"))
+    expect(page.locator("#announcer")).to_have_text("The shared breaker is open.")
+    # Each failover with the reason its router gave, newest first, once the origin has synced the edge's sends.
+    rows = page.locator("#failover-events tbody tr")
+    expect(rows).to_have_count(4, timeout=STATUS_CHANGE_S * 1000)
+    expect(rows.nth(0)).to_contain_text("Breaker open")
+    for n in (1, 2, 3):
+        expect(rows.nth(n)).to_contain_text("Could not connect to the origin")
+    for result in results:
+        expect(page.locator("#failover-events")).to_contain_text(str(result.message_id))
+    # An outcome left unknown shows in its panel with where its resolution stands (no action for a workspace).
+    unknown = send_unknown(stack, tokens, ws)
+    unknown_row = page.locator(f"#unknowns tr[data-message-id='{unknown}']")
+    expect(unknown_row).to_contain_text("In flight", timeout=STATUS_CHANGE_S * 1000)
+    expect(page.locator("[data-field='unknown_15m']")).to_have_text("1")
+    expect(unknown_row.get_by_role("button")).to_have_count(0)
+    page.screenshot(path=str(artifacts / "7-incident.png"), full_page=True)
+    if os.environ.get("SMSFAILOVER_UPDATE_DOCS_SCREENSHOT") == "1":  # the README's picture, refreshed on request
+        page.screenshot(path=str(DOCS_SCREENSHOT), full_page=True)
+
+    client.reset_circuit_breaker()
+    expect(breaker.locator("[data-field='breaker_state']")).to_have_text("closed", timeout=STATUS_CHANGE_S * 1000)
+    expect(breaker.locator("[data-field='breaker_open_for']")).to_be_hidden()
+    expect(page.locator("#announcer")).to_have_text("The shared breaker is closed.")
+
+
+def test_a_stopped_edge_is_shown_down_by_the_first_poll_that_begins_after(
+    page: Page, stack: Stack, tokens: Tokens, breaker_origin: str, artifacts: Path
+) -> None:
+    ws = new_workspace("page")
+    sign_in(page, breaker_origin, tokens, ws)
+    expect(edge_state(page)).to_have_text("Up")
+    stack.stop_edge()
+    try:
+        # The poll under way when the edge stopped may have probed before; the next one begins after the stop.
+        first_after = polls(page) + 2
+        expect(page.locator("#live")).to_have_attribute("data-polls", str(first_after), timeout=STATUS_CHANGE_S * 1000)
+        assert edge_state(page).text_content() == "Down"
+        expect(page.locator("#announcer")).to_have_text("Edge is down.")
+        page.screenshot(path=str(artifacts / "8-edge-down-next-poll.png"), full_page=True)
+    finally:
+        stack.start_edge()
+    expect(edge_state(page)).to_have_text("Up", timeout=STATUS_CHANGE_S * 1000)
+
+
+def test_an_operator_marks_an_unknown_outcome_failed_on_the_page(
+    page: Page, stack: Stack, tokens: Tokens, artifacts: Path
+) -> None:
+    ws = new_workspace("unknown")
+    message_id = send_unknown(stack, tokens, ws)
+    sign_in(page, stack.origin_url, tokens, ws, token=tokens.operator())
+    row = page.locator(f"#unknowns tr[data-message-id='{message_id}']")
+    expect(row).to_contain_text("In flight")
+    page.screenshot(path=str(artifacts / "9-unknown-outcome.png"), full_page=True)
+    page.get_by_role("button", name=f"Mark {message_id} failed").click()
+    expect(page.get_by_role("heading", name="SMS Failover", exact=True)).to_be_visible()
+    expect(page.locator("#no-unknowns")).to_be_visible()
+    resp = httpx2.get(
+        f"{stack.origin_url}/v1/messages/{message_id}",
+        headers={"Authorization": f"Bearer {tokens.workspace(ws)}"},
+        timeout=5,
+    )
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["status"], resp.json()["error"]["code"]) == ("failed", "marked_failed")

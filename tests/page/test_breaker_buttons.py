@@ -91,13 +91,32 @@ async def test_isolate_then_reset_from_the_page_steer_every_client(
         assert isolate.status_code == 303
         assert (await shared.acquire()).admission is Admission.REJECTED  # the client now skips the origin
         shown = (await http.get(PAGE, params={"workspace": "ws1"})).text
-        assert '<strong data-field="breaker_state">open</strong>' in shown
+        assert '<strong data-field="breaker_state" data-state="open" class="breaker-open">open</strong>' in shown
         reset = await http.post(
             f"{PAGE}/breaker", params={"workspace": "ws1"}, data={"action": "reset", "csrf_token": csrf}
         )
         assert reset.status_code == 303
     assert (await shared.acquire()).admission is Admission.ALLOWED
     assert (await shared.snapshot())["state"] == "closed"
+
+
+async def test_the_card_carries_the_fields_each_live_poll_updates(
+    page_origin: PageOrigin, shared: RedisBreakerStore
+) -> None:
+    """The page's script (static/page.js) redraws the card from each poll's status.breaker: the fields are there from
+    the start (the time left open hidden while closed), and the poll carries the fleet's breaker as it is now."""
+    async with page_origin.client() as http:
+        await signed_in(page_origin, http, "ws1")
+        html = (await http.get(PAGE, params={"workspace": "ws1"})).text
+        assert 'data-field="breaker_state" data-state="closed"' in html
+        assert 'data-field="breaker_failures">0<' in html
+        assert '<span data-field="breaker_open_for" hidden>' in html
+        for _ in range(3):
+            await shared.record(await shared.acquire(), healthy=False)
+        live = (await http.get(f"{PAGE}/live", params={"workspace": "ws1"})).json()
+    breaker = live["status"]["breaker"]
+    assert (breaker["state"], breaker["consecutive_failures"]) == ("open", 3)
+    assert 0 < breaker["remaining_open_s"] <= 30
 
 
 async def test_breaker_buttons_need_csrf_and_a_known_action(page_origin: PageOrigin, shared: RedisBreakerStore) -> None:

@@ -31,7 +31,7 @@ class FakeTransport:
         self.calls: list[tuple[str, str]] = []
 
     async def post_message(
-        self, base_url: str, body: Any, *, token: str, idempotency_key: str, timeout_s: float
+        self, base_url: str, body: Any, *, token: str, idempotency_key: str, timeout_s: float, headers: Any = None
     ) -> TransportReply:
         self.calls.append((base_url, idempotency_key))
         if "origin" in base_url:

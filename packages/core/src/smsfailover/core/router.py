@@ -16,6 +16,10 @@ a claim still in flight) the result is `unknown`, naming that endpoint, unless a
 a refusal the first must have met too (validation, auth, a reused key). 408, 429, 503 and other 5xx mean
 "not sent here" and nothing more: in a hedge race they wait for the other attempt.
 
+Every edge POST says why it is not at the origin (`X-Smsfailover-Failover-Reason`, core/failover_reason.py): how
+the origin attempt failed, `breaker_open`, or `hedge`; the edge records it with the message. The origin's
+request, and every send the origin settles, carry nothing extra.
+
 The breaker counts the origin's own failures: timeouts, connection errors, 5xx. `503 provider_unavailable` is
 the origin working and its provider failing: the send still fails over, but the breaker records a success (a
 half-open probe answered so proves the origin is up), so a provider outage cannot open it for every tenant.
@@ -35,6 +39,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, NoReturn
 
+from smsfailover.core import failover_reason
 from smsfailover.core.breaker import BreakerPolicy, CircuitBreaker, StateChange
 from smsfailover.core.breaker_store import BreakerStore, LocalBreakerStore, StorePermission
 from smsfailover.core.clock import Clock, SystemClock
@@ -106,6 +111,13 @@ _GATEWAY_5XX = frozenset({502, 504})
 _FAILOVER_OUTCOMES = frozenset(
     {Outcome.TIMEOUT, Outcome.CONNECT_ERROR, Outcome.CONNECTION_LOST, Outcome.SERVER_ERROR, Outcome.GATEWAY_ERROR}
 )
+# The reason an edge POST gives for each failover outcome (a SERVER_ERROR is named by its error code).
+_FAILOVER_REASONS = {
+    Outcome.TIMEOUT: failover_reason.TIMEOUT,
+    Outcome.CONNECT_ERROR: failover_reason.CONNECTION_REFUSED,
+    Outcome.CONNECTION_LOST: failover_reason.CONNECTION_LOST,
+    Outcome.GATEWAY_ERROR: failover_reason.GATEWAY_ERROR,
+}
 
 
 class Attempt(NamedTuple):
@@ -352,6 +364,7 @@ class FailoverRouter:
         answers: list[_EndpointAnswer] = []
         if self.config.hedging:
             self.hedge_budget.deposit()
+        reason = failover_reason.BREAKER_OPEN
         if permission.allowed:
             answer = await self._origin_first(send, permission, answers, origin)
             if answer is None:  # a hedge race settled it
@@ -368,6 +381,7 @@ class FailoverRouter:
                 reason=answer.attempt.outcome,
                 origin_ms=answer.attempt.latency_ms,
             )
+            reason = _failover_reason(answer)
         else:
             log_event(
                 "route.breaker_skip",
@@ -377,7 +391,7 @@ class FailoverRouter:
                 state=self.breaker.state.value,
                 remaining_open_s=round(self.breaker.remaining_open_s, 3),
             )
-        answers.append(await self._try_endpoint(EDGE, send, self.config.edge_timeout_s))
+        answers.append(await self._try_endpoint(EDGE, send, self.config.edge_timeout_s, reason=reason))
         return self._finish(send, answers, enabled=True)
 
     async def _origin_first(
@@ -446,7 +460,9 @@ class FailoverRouter:
         """Both in flight with the same key, so at most one of them reaches the provider. A 2xx ends the race,
         and so does a refusal the other attempt must meet too; any other answer waits for the other attempt,
         which may still send. The loser of an ended race is cancelled."""
-        edge = asyncio.ensure_future(self._try_endpoint(EDGE, send, self.config.edge_timeout_s))
+        edge = asyncio.ensure_future(
+            self._try_endpoint(EDGE, send, self.config.edge_timeout_s, reason=failover_reason.HEDGE)
+        )
         tasks = {ORIGIN: origin, EDGE: edge}  # the origin first: its breaker report is awaited before the edge
         try:
             while not _race_over(answers, len(tasks)):
@@ -484,11 +500,19 @@ class FailoverRouter:
             await self.breaker_store.record(permission, healthy=healthy)
 
     async def _try_endpoint(
-        self, endpoint: str, send: _Send, timeout_s: float, *, limit: _RequestLimit | None = None
+        self,
+        endpoint: str,
+        send: _Send,
+        timeout_s: float,
+        *,
+        limit: _RequestLimit | None = None,
+        reason: str | None = None,
     ) -> _EndpointAnswer:
         """POST, and while the key is in flight poll it; 404 after a 409 means it was released: POST again.
-        Each request's timeout is `timeout_s`, or the `limit` (which may change) when one is given."""
+        Each request's timeout is `timeout_s`, or the `limit` (which may change) when one is given. `reason`:
+        why an edge attempt is made, sent with each of its POSTs."""
         base_url = self.config.origin_url if endpoint == ORIGIN else self.config.edge_url
+        headers = {failover_reason.HEADER: reason} if reason is not None else None
         started = self._clock.monotonic()
         post = True
         reply: TransportReply | None = None
@@ -506,6 +530,7 @@ class FailoverRouter:
                         token=send.token,
                         idempotency_key=send.idempotency_key,
                         timeout_s=min(timeout_s, remaining),
+                        headers=headers,
                     )
                 else:
                     reply = await self._transport.get_message_by_key(
@@ -681,6 +706,13 @@ def _error_of(reply: TransportReply) -> tuple[str, str, str | None]:
 
 
 _TRANSPORT_OUTCOME = {TransportTimeout: Outcome.TIMEOUT, TransportLost: Outcome.CONNECTION_LOST}
+
+
+def _failover_reason(answer: _EndpointAnswer) -> str:
+    """Why the router leaves the origin after this answer (one of core/failover_reason.py's words)."""
+    if answer.attempt.outcome == Outcome.SERVER_ERROR:
+        return failover_reason.of_server_error(answer.reply.error_code if answer.reply is not None else None)
+    return _FAILOVER_REASONS.get(Outcome(answer.attempt.outcome), failover_reason.OTHER)
 
 
 def _verdict_of(status: int) -> _Verdict:

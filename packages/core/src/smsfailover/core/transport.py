@@ -64,8 +64,17 @@ class TransportReply:
 
 class EndpointTransport(Protocol):
     async def post_message(
-        self, base_url: str, body: Mapping[str, object], *, token: str, idempotency_key: str, timeout_s: float
-    ) -> TransportReply: ...
+        self,
+        base_url: str,
+        body: Mapping[str, object],
+        *,
+        token: str,
+        idempotency_key: str,
+        timeout_s: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> TransportReply:
+        """`headers`: more request headers (the router's failover reason on an edge POST)."""
+        ...
 
     async def get_message_by_key(
         self, base_url: str, idempotency_key: str, *, token: str, timeout_s: float
@@ -108,10 +117,19 @@ class HttpxTransport:
         self._timeouts: dict[float, httpx2.Timeout] = {}
 
     async def post_message(
-        self, base_url: str, body: Mapping[str, object], *, token: str, idempotency_key: str, timeout_s: float
+        self,
+        base_url: str,
+        body: Mapping[str, object],
+        *,
+        token: str,
+        idempotency_key: str,
+        timeout_s: float,
+        headers: Mapping[str, str] | None = None,
     ) -> TransportReply:
-        headers = {"authorization": f"Bearer {token}", "idempotency-key": idempotency_key}
-        return await self._request("POST", messages_url(base_url), headers, dict(body), timeout_s)
+        sent = {"authorization": f"Bearer {token}", "idempotency-key": idempotency_key}
+        if headers:
+            sent.update(headers)
+        return await self._request("POST", messages_url(base_url), sent, dict(body), timeout_s)
 
     async def get_message_by_key(
         self, base_url: str, idempotency_key: str, *, token: str, timeout_s: float

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
+from smsfailover.core import failover_reason
 from smsfailover.core.auth import fleet_caller, not_configured
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
@@ -30,7 +31,7 @@ from smsfailover.edge_worker.config import EdgeConfig
 from smsfailover.edge_worker.mirror import SettingsMirror
 from smsfailover.edge_worker.retention import EdgeRetention, PurgeResult
 from smsfailover.edge_worker.routing import Route, Router
-from smsfailover.edge_worker.send_ledger import SendOpening
+from smsfailover.edge_worker.send_ledger import FAILOVER_REASON, SendOpening
 from smsfailover.edge_worker.service_api import ServiceApi
 from smsfailover.edge_worker.shards import ShardedLedgerStore, ShardedMessageStore, Shards
 from smsfailover.edge_worker.sync import SyncFeed
@@ -142,7 +143,12 @@ class EdgeApp:
             await self._check_shards(request)
         if match.route.handler is not None:
             return await match.route.handler(request, match.params)
-        response = await self._messages.handle(request)
+        # Why the router sent this here (core/failover_reason.py): checked, then stored with the message it sends.
+        given = FAILOVER_REASON.set(failover_reason.parse(request.headers.get(failover_reason.HEADER_LOWER)))
+        try:
+            response = await self._messages.handle(request)
+        finally:
+            FAILOVER_REASON.reset(given)
         if response is None:  # MessageApi knows its routes; the router lists the same ones
             raise ApiError(404, "not_found", f"There is no route {request.path} on the edge.")
         return response

@@ -7,9 +7,14 @@ ledger already holds is still answered from its record (replay, 409, unknown) wh
 Every edge send claims through SendOpening (MessageApi's `begin`), in the same D1 batch as its message row. The
 origin's claims through the service routes go to the plain store: it claims at the edge while enabling and
 disabling too.
+
+The same batch stores why the router sent the message here (core/failover_reason.py, migration 0006) when its POST
+said so: the sync can never read the row without it.
 """
 
 from __future__ import annotations
+
+from contextvars import ContextVar
 
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ledger import Claimed, ClaimOutcome, IdempotencyLedger, LedgerRecord, LedgerState
@@ -31,6 +36,13 @@ _CLAIM_IF_ENABLED = claim_statement(
 )
 
 
+# The checked failover reason of the POST being handled, set by EdgeApp for each request: MessageApi, which both
+# endpoints share, knows nothing of it, and it must reach this batch.
+FAILOVER_REASON: ContextVar[str | None] = ContextVar("smsfailover_failover_reason", default=None)
+# The new row's reason; a row not written (the key was not claimed) is not touched: its id is this attempt's.
+_SET_REASON = "UPDATE messages SET failover_reason = ? WHERE workspace_id = ? AND id = ?"
+
+
 def failover_disabled() -> ApiError:
     return ApiError(
         403,
@@ -49,12 +61,17 @@ class SendOpening:
 
     async def __call__(self, record: LedgerRecord, message: dict[str, object]) -> ClaimOutcome:
         claim: Statement = (_CLAIM_IF_ENABLED, [*claim_params(record), record.workspace_id])
-        statements = [claim, message_insert_if_claimed_call(message, record), get_call(record.workspace_id, record.key)]
+        statements = [claim, message_insert_if_claimed_call(message, record)]
+        reason = FAILOVER_REASON.get()
+        if reason is not None:
+            statements.append((_SET_REASON, [reason, record.workspace_id, record.message_id]))
+        statements.append(get_call(record.workspace_id, record.key))
         index = self._shards.index(record.workspace_id, record.key)
         try:
-            taken, _row, held = await self._shards.batch(index, statements, round(record.created_at * 1000))
+            answers = await self._shards.batch(index, statements, round(record.created_at * 1000))
         except Exception as exc:
             raise await abandon_claim(self._shards.databases[index].execute, record, "edge", exc) from None
+        taken, held = answers[0], answers[-1]
         if taken:
             return Claimed(record)
         existing = record_from_row(held[0]) if held else None

@@ -10,11 +10,16 @@ change up to SEQ (express_shim/edge_sync.py stores its cursor after each page). 
 the shard's `sync_ack` (migration 0004), in the same D1 batch as the page's read and behind the shard identity check
 (an acknowledgement must never land in another shard's database); the retention (retention.py) deletes only rows
 at or below it.
+
+An item carries `failover_reason` (migration 0006) when the router said why it sent the message here: the origin
+keeps it as the workspace's failover event; it is not part of the message object.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from smsfailover.core.clock import Clock
 from smsfailover.core.sql import Statement, changed_since_call, message_from_row
@@ -50,6 +55,14 @@ class SyncFeed:
             rows = (await self._shards.batch(shard, [ack_call(after, now_ms), read], now_ms))[1]
         else:
             rows = await self._shards.databases[shard].fetch(*read)
-        data = [message_from_row(row) for row in rows]
+        data = [_feed_item(row) for row in rows]
         last = data[-1].get("seq") if data else None
         return SyncPage(data, int(last) if isinstance(last, int) else after)
+
+
+def _feed_item(row: Mapping[str, Any]) -> dict[str, object]:
+    item = message_from_row(row)
+    reason = row.get("failover_reason")
+    if reason is not None:
+        item["failover_reason"] = reason
+    return item

@@ -5,7 +5,8 @@ nothing the edge sent while the origin was down is missed. Each D1 shard of the 
 its own cursor (`edge_messages` for shard 0, `edge_messages:N` for shard N); every page says how many shards
 there are, and a round reads them all. Each synced send also enters the origin's own ledger as
 the edge's record of the key (DESIGN.md, "Ledger authority" rule 1: a retry at the origin is answered from it), and
-the send log, which the status route's failover count and edge figures come from.
+the send log, which the status route's failover count and edge figures come from, and the workspace's failover
+events (failover_events.py: each send with the reason its router gave, which is not part of the message).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from smsfailover.core.message import payload_fingerprint
 from smsfailover.core.sql import SqlMessageStore
 from smsfailover.express_shim.delivery_updates import DeliveryUpdates
 from smsfailover.express_shim.edge_client import EdgeClient, EdgeUnavailable
+from smsfailover.express_shim.failover_events import FailoverEvents
 from smsfailover.express_shim.storage.base import Database
 from smsfailover.express_shim.window_stats import SendLog
 
@@ -28,6 +30,7 @@ CURSOR_NAME = "edge_messages"
 PAGE_SIZE = 200
 MAX_PAGES_PER_ROUND = 20  # bounded work per round; the next round carries on
 _OK_STATUSES = frozenset({"queued", "sent", "delivered"})
+_NOT_THE_MESSAGE = frozenset({"seq", "failover_reason"})  # the feed's own fields: kept out of rows and records
 
 
 class SyncCursor:
@@ -70,6 +73,7 @@ class EdgeMessageSync:
         self._edge = edge
         self._messages = messages
         self._send_log = send_log
+        self._events = FailoverEvents(db)
 
     async def run_once(self, now_ms: int) -> int:
         """Pull what the edge sent since the cursors, every shard; how many messages were copied."""
@@ -116,7 +120,7 @@ class EdgeMessageSync:
         return copied, False
 
     async def _copy(self, item: dict[str, Any], now_ms: int) -> bool:
-        message = {k: v for k, v in item.items() if k != "seq"}
+        message = {k: v for k, v in item.items() if k not in _NOT_THE_MESSAGE}
         if message.get("endpoint") != "edge":
             return False  # the feed is of edge sends; anything else is not ours to copy
         try:
@@ -139,6 +143,13 @@ class EdgeMessageSync:
             latency_ms=float(latency) if isinstance(latency, int | float) else 0.0,
             at_ms=created_ms,
             message_id=str(message["id"]),
+        )
+        await self._events.record(
+            workspace_id=str(message["workspace_id"]),
+            message_id=str(message["id"]),
+            reason=item.get("failover_reason"),
+            status=status,
+            at_ms=created_ms,
         )
         sid = message.get("provider_message_id")
         if self._delivery is not None and isinstance(sid, str) and sid:

@@ -1,7 +1,8 @@
 """The failover status of one workspace (CONTRACT §3): enabled flag, ledger mode, probes and 15-minute figures.
 
 Its cost is bounded whatever the traffic (window_stats.py): one aggregate read of the send log's rollup, one count
-of the window's unknown messages, and the shared breaker through the process's one Redis pool.
+of the window's unknown messages, the last failover events (at most 20 rows, by index), and the shared breaker
+through the process's one Redis pool.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from smsfailover.core.ids import rfc3339
+from smsfailover.express_shim.failover_events import FailoverEvents
 from smsfailover.express_shim.probes import ProbeResult
 from smsfailover.express_shim.services import OriginServices
 from smsfailover.express_shim.window_stats import WINDOW_S
@@ -69,6 +71,8 @@ async def workspace_status(services: OriginServices, ws: str) -> dict[str, objec
         "endpoints": endpoints,
         "failovers_15m": windows["edge"].requests,  # every edge send is a failover
         "unknown_15m": await services.send_log.unknown_messages(ws, now_ms, services.config.lease_s),
+        # the last 20 edge sends with the reason their router gave (failover_events.py); an added field
+        "failover_events": await FailoverEvents(services.db).recent(ws),
         # None unless a shared breaker store is configured (else each client process keeps its own)
         "breaker": await services.breaker.status(),
     }

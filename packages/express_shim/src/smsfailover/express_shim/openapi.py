@@ -189,6 +189,21 @@ def build_openapi(version: str) -> dict[str, Any]:
             "failovers_15m": {"type": "integer", "minimum": 0},
             "unknown_15m": {"type": "integer", "minimum": 0},
             "breaker": {"type": "object", "nullable": True},
+            # an added field (issue 15): the last 20 edge sends, newest first, with their router's reason
+            "failover_events": {
+                "type": "array",
+                "maxItems": 20,
+                "items": {
+                    "type": "object",
+                    "required": ["at", "reason", "message_id", "status"],
+                    "properties": {
+                        "at": {"type": "string", "format": "date-time"},
+                        "reason": _NULLABLE_STRING,
+                        "message_id": {"type": "string"},
+                        "status": {"type": "string"},
+                    },
+                },
+            },
         },
     }
     health_schema = {

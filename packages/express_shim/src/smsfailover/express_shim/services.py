@@ -21,6 +21,7 @@ from smsfailover.express_shim.config import OriginConfig
 from smsfailover.express_shim.delivery_updates import DeliveryUpdates
 from smsfailover.express_shim.edge_client import EdgeClient, EdgeUnavailable
 from smsfailover.express_shim.edge_sync import EdgeMessageSync
+from smsfailover.express_shim.failover_events import FailoverEvents
 from smsfailover.express_shim.history_retention import purge_history
 from smsfailover.express_shim.ledger.detector import EdgeLedgerDetector
 from smsfailover.express_shim.ledger.origin_ledger import LedgerParts, LedgerSelection
@@ -119,6 +120,7 @@ class OriginServices:
 
     async def aclose(self) -> None:
         await self.ledgers.parts.completions.drain(timeout_s=2.0)  # completions the edge has not heard yet
+        self.probes.cancel()  # a probe a page's poll started, still waiting for its answer
         await self.edge.aclose()
         await self.breaker.aclose()
         close = getattr(self.poster, "aclose", None)
@@ -177,6 +179,7 @@ class OriginServices:
         cutoff = self.clock.time() - self.config.retention_s
         purged = await self.local_ledger.purge(cutoff)
         await self.send_log.purge(int(cutoff * 1000))
+        await FailoverEvents(self.db).purge(int(cutoff * 1000))
         await self.delivery.purge(int(cutoff * 1000))
         await PageSessions(self.db).purge(self.now_ms())
         if purged:

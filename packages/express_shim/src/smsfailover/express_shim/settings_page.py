@@ -4,10 +4,14 @@
     POST /settings/advanced/sms-failover/session               sign in (form: workspace, token, csrf_token)
     POST /settings/advanced/sms-failover/sign-out              sign out (form: csrf_token)
     POST /settings/advanced/sms-failover/toggle                the switch without JavaScript (form: enabled, ...)
-    GET  /settings/advanced/sms-failover/live?workspace=WS     JSON the page's script polls: status + chart
+    GET  /settings/advanced/sms-failover/live?workspace=WS     JSON the page's script polls: status (its probes no
+                                                               older than a second), chart and failover events
     PUT  /settings/advanced/sms-failover/settings?workspace=WS JSON {"sms_failover_enabled": bool}, X-CSRF-Token
     POST /settings/advanced/sms-failover/breaker?workspace=WS  the shared breaker's Reset / Isolate (form: action);
                                                                an operator's session only: it acts on every tenant
+    POST /settings/advanced/sms-failover/unknowns/mark-failed?workspace=WS
+                                                               an unknown outcome marked failed (form: message_id);
+                                                               an operator's session only (unknown_outcomes.py)
     GET  /settings/general?workspace=WS                        the frame's other page
 Writes go through the same services as PATCH /v1/workspaces/{ws}/settings (settings + outbox to the edge mirror).
 """
@@ -21,6 +25,7 @@ import jinja2
 from smsfailover.core.errors import ApiError
 from smsfailover.core.message import validate_workspace_id
 from smsfailover.express_shim import page_auth, read_limits
+from smsfailover.express_shim.failover_events import EVENTS_SHOWN
 from smsfailover.express_shim.failover_status import workspace_status
 from smsfailover.express_shim.latency_chart import latency_chart
 from smsfailover.express_shim.page_sessions import PageSession
@@ -51,6 +56,59 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",  # no-referrer would make Chromium send `Origin: null` on our own posts
     "Cache-Control": "no-store",
 }
+
+
+# The live poll shows probes at most this old (probes.py): an endpoint that stops answering is shown down by the
+# first poll (every 2.5 s, static/page.js) that begins after it stopped. A poll waits at most LIVE_PROBE_WAIT_S.
+LIVE_PROBE_MAX_AGE_S = 1.0
+LIVE_PROBE_WAIT_S = 1.0
+
+# The router's failover reasons (core/failover_reason.py) as the page says them; None: the sender gave none.
+REASON_LABELS = {
+    "timeout": "Origin timed out",
+    "connection_refused": "Could not connect to the origin",
+    "connection_lost": "Connection to the origin lost",
+    "server_error_5xx": "Origin answered 5xx",
+    "gateway_error": "Gateway error (502/504)",
+    "ledger_unavailable": "Origin could not reach the ledger",
+    "provider_unavailable": "Origin's provider failed",
+    "storage_unavailable": "Origin could not store the message",
+    "storage_busy": "Origin's storage was busy",
+    "breaker_open": "Breaker open: origin skipped",
+    "hedge": "Hedge: origin slower than usual",
+    "other": "Other",
+}
+_OUTCOME_CLASS = {"queued": "ok", "sent": "ok", "delivered": "ok", "failed": "bad", "undelivered": "bad"}
+UNKNOWNS_SHOWN = 20
+# What unknown_outcomes.py says of an unknown so far (its `resolution`).
+RESOLUTION_LABELS = {
+    "in_flight": "In flight: its lease has not run out",
+    "pending": "Waiting for the next check",
+    "not_found": "Not found at the provider",
+    "ambiguous": "Ambiguous at the provider",
+    "lookup_failed": "The provider lookup failed",
+}
+
+
+def _events_context(status: dict[str, object]) -> dict[str, object]:
+    """What templates/_failover_events.html needs, from a status body."""
+    return {
+        "events": status["failover_events"],
+        "events_shown": EVENTS_SHOWN,
+        "reason_labels": REASON_LABELS,
+        "not_given": "Not given",
+        "outcome_class": _OUTCOME_CLASS,
+    }
+
+
+async def _unknowns_context(services: OriginServices, ws: str, operator: bool) -> dict[str, object]:
+    """What templates/_unknowns.html needs: the workspace's unknown outcomes, newest first (one bounded read)."""
+    return {
+        "unknowns": await services.unknowns.listing(ws, limit=UNKNOWNS_SHOWN),
+        "unknowns_shown": UNKNOWNS_SHOWN,
+        "resolution_labels": RESOLUTION_LABELS,
+        "operator": operator,
+    }
 
 
 def _services(request: Request) -> OriginServices:
@@ -122,11 +180,13 @@ async def page(request: Request) -> Response:
     return _render(
         request,
         "sms_failover.html",
+        200,
         workspace=ws,
         status=status,
         chart=chart,
         active="sms-failover",
-        operator=session.is_operator,
+        **_events_context(status),
+        **await _unknowns_context(services, ws, session.is_operator),
     )
 
 
@@ -206,8 +266,27 @@ async def breaker_form(request: Request) -> Response:
     return RedirectResponse(page_url(ws), 303)
 
 
-async def _api_workspace(request: Request) -> str:
-    """The signed-in workspace for the JSON routes, in the contract's error envelope otherwise."""
+async def mark_unknown_failed(request: Request) -> Response:
+    """An operator's decision for an unknown outcome (form: message_id): failed, so its caller may send again under
+    a new key (unknown_outcomes.py logs it and keeps who did it); then back to the page."""
+    form, ws, session, refused = await _guarded_form(request)
+    if refused is not None:
+        return refused
+    if not session.is_operator:
+        message = "Marking an unknown outcome failed lets its caller send it again: sign in with an operator token."
+        return _error_page(request, 403, "Operators only", message, workspace=ws)
+    message_id = str(form.get("message_id", ""))
+    if not message_id.startswith("msg_") or len(message_id) > 64:
+        return _error_page(request, 404, "No such message", "That is not a message id.", workspace=ws)
+    try:
+        await _services(request).unknowns.mark_failed(ws, message_id, operator="operator (settings page)")
+    except ApiError as exc:
+        return _error_page(request, exc.status, "Not marked failed", exc.message, workspace=ws)
+    return RedirectResponse(page_url(ws), 303)
+
+
+async def _api_session(request: Request) -> tuple[str, PageSession]:
+    """The signed-in workspace and its session for the JSON routes, in the contract's error envelope otherwise."""
     try:
         wanted = _requested_workspace(request)
     except ApiError as exc:
@@ -220,17 +299,36 @@ async def _api_workspace(request: Request) -> str:
         raise ApiError(422, "invalid_workspace_id", "Name the workspace: ?workspace=WS.", field="workspace")
     if not session.may_open(workspace):
         raise ApiError(403, "forbidden", "You are signed in to another workspace.", field="workspace")
-    return workspace
+    return workspace, session
+
+
+async def _api_workspace(request: Request) -> str:
+    """The signed-in workspace for the JSON routes, in the contract's error envelope otherwise."""
+    return (await _api_session(request))[0]
 
 
 async def live(request: Request) -> Response:
-    ws = await _api_workspace(request)
+    ws, session = await _api_session(request)
     services = _services(request)
     services.read_limiter.check(read_limits.LIVE, ws)
+    await services.probes.refresh(max_age_s=LIVE_PROBE_MAX_AGE_S, wait_s=LIVE_PROBE_WAIT_S)
     status = await workspace_status(services, ws)
     chart = await latency_chart(services.db, ws, services.now_ms())
     chart_html = _templates.get_template("_chart.html").render(chart=chart)
-    body = {"status": status, "chart_html": chart_html, "server_time_ms": services.now_ms()}
+    events_html = _templates.get_template("_failover_events.html").render(**_events_context(status))
+    unknowns_html = _templates.get_template("_unknowns.html").render(
+        csrf_token=page_auth.csrf_token(request),
+        page_path=PAGE_PATH,
+        workspace=ws,
+        **await _unknowns_context(services, ws, session.is_operator),
+    )
+    body = {
+        "status": status,
+        "chart_html": chart_html,
+        "events_html": events_html,
+        "unknowns_html": unknowns_html,
+        "server_time_ms": services.now_ms(),
+    }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
@@ -250,6 +348,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{PAGE_PATH}/toggle", toggle_form, methods=["POST"], name="settings_toggle"),
         Route(f"{PAGE_PATH}/live", live, methods=["GET"], name="settings_live"),
         Route(f"{PAGE_PATH}/breaker", breaker_form, methods=["POST"], name="settings_breaker"),
+        Route(f"{PAGE_PATH}/unknowns/mark-failed", mark_unknown_failed, methods=["POST"], name="settings_mark_failed"),
         Route(f"{PAGE_PATH}/settings", put_settings, methods=["PUT"], name="settings_put"),
         Route(GENERAL_PATH, general, methods=["GET"], name="settings_general"),
         Mount(STATIC_PATH, app=StaticFiles(directory=_HERE / "static"), name="settings_static"),

@@ -1,4 +1,5 @@
-// SMS Failover settings page: the switch without a reload, and live endpoint status by polling.
+// SMS Failover settings page: the switch without a reload, and live status by polling: the endpoints, the edge
+// ledger, the shared breaker, the unknown outcomes and the failover events.
 // Without this script the page still works: the switch is a form button and the status is server-rendered.
 "use strict";
 
@@ -13,10 +14,16 @@
   const freshness = document.getElementById("freshness");
   const announcer = document.getElementById("announcer");
   const chart = document.getElementById("chart");
+  const events = document.getElementById("failover-events");
+  const unknowns = document.getElementById("unknowns");
+  const breaker = document.getElementById("breaker"); // only when a shared breaker is configured
   const csrf = form.querySelector("input[name=csrf_token]").value;
   let lastUpdate = Date.now();
   let lastStates = {};
   let lastChart = null;
+  let lastEvents = null;
+  let lastUnknowns = null;
+  let lastBreakerState = breaker ? breaker.querySelector("[data-field='breaker_state']").dataset.state : null;
   let writes = 0; // bumped by each switch change: a poll begun before it must not undo it on screen
 
   function showEnabled(enabled) {
@@ -100,6 +107,45 @@
     lastStates[name] = state;
   }
 
+  function shardsText(ledger) {
+    if (ledger.shards_error) return "no answer (" + ledger.shards_error + ")";
+    if (!ledger.shards_checked_at) return "not checked yet";
+    const answering = ledger.shards.filter(function (s) { return s.ok; }).length;
+    return answering + " of " + ledger.shards.length + " answering";
+  }
+
+  function renderLedger(ledger, doubleSends) {
+    setField(live, "edge_ledger", ledger.state + (ledger.config_fault ? " (refused our credentials)" : ""));
+    const badge = setField(live, "edge_ledger_badge", ledger.state === "reachable" && !ledger.config_fault ? "Reachable" : "Unreachable");
+    if (badge) badge.className = "state state-" + (ledger.state === "reachable" && !ledger.config_fault ? "up" : "down");
+    setField(live, "edge_ledger_since", ledger.since || "none since start");
+    setField(live, "edge_ledger_shards", shardsText(ledger));
+    setField(live, "double_sends_found", String(doubleSends));
+  }
+
+  function renderBreaker(b) {
+    if (!breaker || !b) return;
+    const state = setField(breaker, "breaker_state", b.state + (b.reachable === false ? " (Redis unreachable)" : ""));
+    state.dataset.state = b.state;
+    state.className = "breaker-" + b.state;
+    setField(breaker, "breaker_failures", b.consecutive_failures === null || b.consecutive_failures === undefined ? "–" : String(b.consecutive_failures));
+    const remaining = b.remaining_open_s;
+    breaker.querySelector("[data-field='breaker_open_for']").hidden = !remaining;
+    setField(breaker, "breaker_remaining_open_s", remaining ? Math.round(remaining) + " s" : "–");
+    if (lastBreakerState !== null && lastBreakerState !== b.state) {
+      announcer.textContent = "The shared breaker is " + b.state.replace("_", "-") + ".";
+    }
+    lastBreakerState = b.state;
+  }
+
+  // Server-rendered fragments (escaped by the origin's templates), redrawn only when they changed and never
+  // under a keyboard user's focus (it would be lost).
+  function swap(container, html, last) {
+    if (!container || html === undefined || html === last || container.contains(document.activeElement)) return last;
+    container.innerHTML = html;
+    return html;
+  }
+
   function render(body, writesAtRequest) {
     const status = body.status;
     renderEndpoint("origin", status.endpoints.origin);
@@ -108,8 +154,10 @@
     setField(live, "unknown_15m", String(status.unknown_15m));
     setField(live, "ledger", status.ledger + (status.degraded ? " (degraded)" : ""));
     setField(live, "failover_state", status.failover_state);
-    setField(live, "edge_ledger", status.edge_ledger.state + (status.edge_ledger.config_fault ? " (refused our credentials)" : ""));
-    setField(live, "double_sends_found", String(status.double_sends_found));
+    renderLedger(status.edge_ledger, status.double_sends_found);
+    renderBreaker(status.breaker);
+    lastEvents = swap(events, body.events_html, lastEvents);
+    lastUnknowns = swap(unknowns, body.unknowns_html, lastUnknowns);
     if (writesAtRequest === writes && button.getAttribute("aria-busy") !== "true") showEnabled(status.enabled === true);
     // Redraw only when the figures changed, and never under a keyboard user's focus (it would be lost).
     if (body.chart_html === lastChart || chart.contains(document.activeElement)) return;

@@ -129,6 +129,12 @@ def _send_stats() -> str:
     return SEND_STATS_TABLE
 
 
+def _failover_events() -> str:
+    from smsfailover.express_shim.failover_events import FAILOVER_EVENTS_TABLE
+
+    return FAILOVER_EVENTS_TABLE
+
+
 def _page_sessions() -> str:
     from smsfailover.express_shim.page_sessions import SESSIONS_TABLE
 
@@ -155,6 +161,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "messages by creation time", lambda: HISTORY_INDEX),
     Migration(6, "send log rollup for the status window (window_stats.py)", _send_stats),
     Migration(7, "the call-began mark and the checks of unknown outcomes (unknown_outcomes.py)", _unknown_outcomes),
+    Migration(
+        8, "failover events: edge sends and the reasons their routers gave (failover_events.py)", _failover_events
+    ),
 )
 
 _BOOKKEEPING = """
