@@ -260,24 +260,28 @@ class UnknownOutcomes:
         """The workspace's messages still unknown, newest first, with what was checked (bounded)."""
         rows = await self._db.fetch(
             "SELECT m.id, m.idempotency_key, m.endpoint, m.to_number, m.created_at, c.result, c.detail, c.checks, "
-            "c.checked_at FROM messages m LEFT JOIN unknown_checks c ON c.message_id = m.id "
+            "c.checked_at, l.state, l.lease_expires_at FROM messages m "
+            "LEFT JOIN unknown_checks c ON c.message_id = m.id "
+            "LEFT JOIN idempotency_ledger l ON l.workspace_id = m.workspace_id "
+            "AND l.idempotency_key = m.idempotency_key AND l.message_id = m.id "
             "WHERE m.workspace_id = ? AND m.status = 'unknown' ORDER BY m.created_at DESC LIMIT ?",
             (workspace_id, limit),
         )
-        return [_listed(row, self._clock.time(), self._lease_s) for row in rows]
+        return [_listed(row, self._clock.time()) for row in rows]
 
 
-def _listed(row: dict[str, object], now: float, lease_s: float) -> dict[str, object]:
+def _listed(row: dict[str, object], now: float) -> dict[str, object]:
     created = float(str(row["created_at"])) / 1000
     checked = row.get("checked_at")
-    pending = now < created + lease_s + SETTLE_MARGIN_S
+    lease_end = row.get("lease_expires_at")
+    in_flight = row.get("state") == "claimed" and lease_end is not None and now * 1000 < float(str(lease_end))
     return {
         "id": row["id"],
         "idempotency_key": row["idempotency_key"],
         "endpoint": row["endpoint"],
         "to": row["to_number"],
         "created_at": rfc3339(created),
-        "resolution": str(row.get("result") or ("in_flight" if pending else "pending")),
+        "resolution": str(row.get("result") or ("in_flight" if in_flight else "pending")),
         "detail": row.get("detail"),
         "checks": int(str(row.get("checks") or 0)),
         "checked_at": rfc3339(float(str(checked)) / 1000) if checked is not None else None,
