@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 from smsfailover.core.ids import rfc3339
-from smsfailover.core.ledger import LedgerRecord, LedgerState
+from smsfailover.core.ledger import Claimed, LedgerRecord, LedgerState
 from smsfailover.core.message import encoding_and_segments, payload_fingerprint
 from smsfailover.express_shim.simulator.signature import twilio_signature
 
@@ -179,3 +179,21 @@ async def test_an_operator_may_mark_an_unknown_failed_and_nobody_else(origin: Or
         "SELECT result FROM unknown_checks WHERE message_id = ?", (record.message_id,)
     )
     assert json.loads(json.dumps(checks)) == [{"result": "marked_failed"}]
+
+
+async def test_with_failover_on_an_expired_claim_whose_call_began_stays_unknown(tmp_path: Path) -> None:
+    """The edge's copy of an origin claim has no call-began mark (only the origin's own ledger holds it): judged from
+    that copy, a retry used to be told failed / not_sent for a message that may well have gone out."""
+    async with running_origin("sqlite", tmp_path, lease_s=LEASE_S) as origin:
+        ws, content = new_workspace(), "began " + new_key()
+        await origin.enable_failover(ws)
+        ledger = await origin.services.ledgers.ledger_for(ws)
+        key = new_key()
+        claimed = await ledger.claim(ws, key, payload_fingerprint(VALID_TO, content, []), "origin")
+        assert isinstance(claimed, Claimed)
+        assert (ws, key) in origin.edge.ledger  # claimed at the edge too, without the mark
+        assert await ledger.mark_call_began(claimed.record)
+        await apoll(lambda: _expired(origin, claimed.record), timeout_s=5, what="the lease to pass")
+        retry = await origin.send(ws, key=key, content=content)
+        assert retry.status_code == 200, retry.text
+        assert retry.json()["status"] == "unknown"

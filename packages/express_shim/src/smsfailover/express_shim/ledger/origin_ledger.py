@@ -20,12 +20,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
-from smsfailover.core.ledger import Claimed, ClaimOutcome, IdempotencyLedger, InProgress, LedgerRecord, LedgerStore
+from smsfailover.core.ledger import (
+    CALL_BEGAN_UNRECORDED,
+    Claimed,
+    ClaimOutcome,
+    IdempotencyLedger,
+    InProgress,
+    LedgerRecord,
+    LedgerStore,
+)
 from smsfailover.core.ledger import Unknown as UnknownOutcome
 from smsfailover.core.log import log_event
 from smsfailover.express_shim.edge_client import EdgeUnavailable
@@ -109,7 +117,7 @@ class OriginLedger(IdempotencyLedger):
             return Claimed(record)
         # Taken at the edge: its answer is final (rule 2). Keep its record in place of our claim and answer from it.
         await self.store.adopt(held, replacing=record.message_id)
-        return self.judge(held, record.fingerprint)
+        return await self._judged_as_kept(held, record.fingerprint)
 
     async def _edge_claim(self, record: LedgerRecord) -> tuple[bool, LedgerRecord]:
         """The edge claim; a refused connection is retried (never seen there) until the detector has decided."""
@@ -162,10 +170,21 @@ class OriginLedger(IdempotencyLedger):
             held = await self._parts.edge.get(current.workspace_id, current.key)
         except EdgeUnavailable:
             return outcome  # a read never feeds the detector (rule 5)
-        if held is None or held.message_id != current.message_id or held == current:
+        if held is None or held.message_id != current.message_id:
+            return outcome
+        if replace(held, call_began_at=current.call_began_at) == current:  # the edge knows no more than we do
             return outcome
         await self.store.adopt(held)
-        return self.judge(held, fingerprint)
+        return await self._judged_as_kept(held, fingerprint)
+
+    async def _judged_as_kept(self, held: LedgerRecord, fingerprint: str) -> ClaimOutcome:
+        """Judge the edge's record as this ledger now keeps it: the edge's copy of an origin claim carries no
+        call-began mark (only the sender's own ledger has one), so judged alone it would look like a call that never
+        began (NotSent) while the mark says the call did begin."""
+        kept = await self.store.get(held.workspace_id, held.key)
+        if kept is None or kept.message_id != held.message_id:
+            kept = replace(held, call_began_at=CALL_BEGAN_UNRECORDED)
+        return self.judge(kept, fingerprint)
 
     # -- lookup, complete, release ------------------------------------------------------------------------------
 
