@@ -56,6 +56,7 @@ class EdgeApp:
         self._ledger_store = ShardedLedgerStore(shards, [SqlLedgerStore(d) for d in shards.databases])
         self._retention = EdgeRetention(shards, clock, config.retention_s)
         keys = config.signing_keys
+        self._key_problems = config.key_problems()  # the config is fixed for the isolate's life: checked once
         # lookups and judging; the edge's own sends claim through SendOpening, enabled workspaces only (send_ledger.py)
         ledger = IdempotencyLedger(self._ledger_store, clock, lease_s=config.lease_s, owner="edge")
         messages = ShardedMessageStore(shards)
@@ -137,8 +138,8 @@ class EdgeApp:
     async def _dispatch(self, request: ApiRequest) -> ApiResponse:
         match = self._router.match(request.method, request.path)
         if match.route.template != "/v1/health":
-            if self._config.key_problems():
-                log_event("edge.not_configured", level=logging.ERROR, problems="; ".join(self._config.key_problems()))
+            if self._key_problems:
+                log_event("edge.not_configured", level=logging.ERROR, problems="; ".join(self._key_problems))
                 raise not_configured()
             await self._check_shards(request)
         if match.route.handler is not None:
