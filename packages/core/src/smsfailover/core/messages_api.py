@@ -198,11 +198,11 @@ class MessageApi:
             outcome = await self._begin(record, message)
             if isinstance(outcome, Claimed):
                 return await self._call_provider(req, ledger, record, message)
-            return await self._answer_existing(outcome, req.workspace_id, req.content)
+            return await self._answer_existing(outcome, ledger, req.content)
         outcome = await ledger.claim(req.workspace_id, key, fingerprint(req), self.endpoint)
         if isinstance(outcome, Claimed):
             return await self._send_claimed(req, key, ledger, outcome.record)
-        return await self._answer_existing(outcome, req.workspace_id, req.content)
+        return await self._answer_existing(outcome, ledger, req.content)
 
     async def get_message(self, request: ApiRequest, message_id: str) -> ApiResponse:
         principal = self._authenticate(request)
@@ -234,7 +234,7 @@ class MessageApi:
             raise AssertionError("lookup returned a claim")
         if isinstance(outcome, Replay):  # the message as it is now, not as its send ended (a POST replay's body)
             return ApiResponse(200, await self._current_message(outcome))
-        response = await self._answer_existing(outcome, workspace_id)
+        response = await self._answer_existing(outcome, ledger)
         headers = {k: v for k, v in response.headers.items() if k != "Idempotent-Replayed"}
         return ApiResponse(response.status, response.body, headers)
 
@@ -266,7 +266,7 @@ class MessageApi:
     async def _answer_existing(
         self,
         outcome: Replay | InProgress | Unknown | NotSent | KeyReused,
-        workspace_id: str,
+        ledger: IdempotencyLedger,
         content: str | None = None,
     ) -> ApiResponse:
         """`content`: the replaying request's. The record keeps no content (ledger.ledger_body), and a Replay means
@@ -291,13 +291,12 @@ class MessageApi:
                 field="Idempotency-Key",
             )
         if isinstance(outcome, NotSent):
-            ledger = await self._ledger_for(workspace_id)
             body = await self.resolve_not_sent(ledger, outcome.record)
             return ApiResponse(200, body, {"Idempotent-Replayed": "true"})
         log_event(
             "ledger.unknown",
             endpoint=self.endpoint,
-            workspace_id=workspace_id,
+            workspace_id=outcome.record.workspace_id,
             claimed_by=outcome.record.endpoint,
         )
         return ApiResponse(200, await self._unknown_message(outcome.record), {"Idempotent-Replayed": "true"})
@@ -305,9 +304,8 @@ class MessageApi:
     async def resolve_not_sent(self, ledger: IdempotencyLedger, record: LedgerRecord) -> dict[str, object]:
         """A claim whose call never began, lease over: its message `failed` with the reason `not_sent` (final for
         the key; CONTRACT §1.8)."""
-        fields: dict[str, object] = {"status": "failed", "error": dict(NOT_SENT_ERROR)}
         log_event("ledger.not_sent", endpoint=self.endpoint, workspace_id=record.workspace_id)
-        return await settle_open_claim(ledger, self._messages, record, fields, self._clock.time())
+        return await settle_not_sent(ledger, self._messages, record, self._clock.time())
 
     async def _unknown_message(self, record: LedgerRecord) -> dict[str, object]:
         stored = await self._messages.get_by_key(record.workspace_id, record.key)
@@ -565,6 +563,13 @@ async def settle_open_claim(
             "ledger.resolve_failed", level=logging.ERROR, workspace_id=record.workspace_id, error=type(exc).__name__
         )
     return _public(body)
+
+
+async def settle_not_sent(
+    ledger: IdempotencyLedger, messages: MessageStore, record: LedgerRecord, now: float
+) -> dict[str, object]:
+    """settle_open_claim for a claim whose call never began: `failed` with the reason `not_sent`."""
+    return await settle_open_claim(ledger, messages, record, {"status": "failed", "error": dict(NOT_SENT_ERROR)}, now)
 
 
 NOT_SENT_ERROR = {

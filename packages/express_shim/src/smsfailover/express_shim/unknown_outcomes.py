@@ -30,7 +30,7 @@ from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
 from smsfailover.core.ledger import IdempotencyLedger, LedgerRecord, LedgerState, ledger_body
 from smsfailover.core.log import log_event
-from smsfailover.core.messages_api import NOT_SENT_ERROR, settle_open_claim
+from smsfailover.core.messages_api import settle_not_sent, settle_open_claim
 from smsfailover.core.provider import TwilioProvider
 from smsfailover.core.provider_lookup import Ambiguous, Found, LookupFailed, LookupResult, NotFound
 from smsfailover.core.sql import SqlMessageStore, record_from_row
@@ -148,13 +148,10 @@ class UnknownOutcomes:
     async def _settle(self, record: LedgerRecord, now: float) -> str:
         ledger = await self._ledger_for(record.workspace_id)
         if ledger.never_began(record):
-            fields: dict[str, object] = {"status": "failed", "error": dict(NOT_SENT_ERROR)}
-            await settle_open_claim(ledger, self._messages, record, fields, now)
+            await settle_not_sent(ledger, self._messages, record, now)
             await self._note(record, "not_sent", "the provider call never began", now)
             log_event("unknowns.not_sent", workspace_id=record.workspace_id)
             return "not_sent"
-        if record.state is LedgerState.CLAIMED and not record.is_expired(now):
-            return "still_unknown"
         if not await self._lookup_due(record, now):
             return "still_unknown"
         result = await self._look_up(record)
@@ -196,13 +193,19 @@ class UnknownOutcomes:
         self, ledger: IdempotencyLedger, record: LedgerRecord, sid: str, status: str | None, now: float
     ) -> None:
         fields: dict[str, object] = {"status": status or "queued", "provider_message_id": sid, "error": None}
-        body = await settle_open_claim(ledger, self._messages, record, fields, now)
-        if record.state is LedgerState.COMPLETED:  # completed as unknown: its replays now say what happened
-            await self._db.execute(
-                _AMEND,
-                (json.dumps(ledger_body(body)), _ms(now), record.workspace_id, record.key, record.message_id),
-            )
+        await self._close(ledger, record, fields, now)
         log_event("unknowns.resolved", workspace_id=record.workspace_id, status=str(fields["status"]))
+
+    async def _close(
+        self, ledger: IdempotencyLedger, record: LedgerRecord, fields: dict[str, object], now: float
+    ) -> dict[str, object]:
+        """settle_open_claim; a send completed as unknown also has its record's body amended (the ledger completes
+        only claims), so its replays say what happened."""
+        body = await settle_open_claim(ledger, self._messages, record, fields, now)
+        if record.state is LedgerState.COMPLETED:
+            amended = (json.dumps(ledger_body(body)), _ms(now), record.workspace_id, record.key, record.message_id)
+            await self._db.execute(_AMEND, amended)
+        return body
 
     async def _note(self, record: LedgerRecord, result: str, detail: str, at: float, by: str | None = None) -> None:
         await self._db.execute(
@@ -236,11 +239,7 @@ class UnknownOutcomes:
         if record is None or (record.state is LedgerState.CLAIMED and not record.is_expired(now)):
             raise _no_unknown(message_id)
         fields: dict[str, object] = {"status": "failed", "error": dict(MARKED_FAILED_ERROR)}
-        body = await settle_open_claim(await self._ledger_for(workspace_id), self._messages, record, fields, now)
-        if record.state is LedgerState.COMPLETED:
-            await self._db.execute(
-                _AMEND, (json.dumps(ledger_body(body)), _ms(now), workspace_id, record.key, record.message_id)
-            )
+        body = await self._close(await self._ledger_for(workspace_id), record, fields, now)
         await self._note(record, "marked_failed", "an operator marked it failed", now, by=operator)
         log_event("unknowns.marked_failed", level=logging.WARNING, workspace_id=workspace_id, operator=operator)
         return body
