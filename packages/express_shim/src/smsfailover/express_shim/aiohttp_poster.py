@@ -8,7 +8,7 @@ ConnectFailed when the request was never written, ReplyLost when it may have bee
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from smsfailover.core.provider import ConnectFailed, HttpReply, ReplyLost
@@ -39,39 +39,40 @@ class AiohttpPoster:
     ) -> HttpReply:
         import aiohttp
 
-        session = self._client()
-        try:
-            async with session.post(
-                url,
-                data=urlencode(list(fields)).encode(),
-                headers={**_FORM, "Authorization": aiohttp.encode_basic_auth(*auth)},
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:
-                return HttpReply(response.status, await response.read())
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectFailed(type(exc).__name__) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise ReplyLost(type(exc).__name__) from exc
+        request = self._client().post(
+            url,
+            data=urlencode(list(fields)).encode(),
+            headers={**_FORM, "Authorization": aiohttp.encode_basic_auth(*auth)},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        )
+        return await _reply(request)
 
     async def get(self, url: str, auth: tuple[str, str], timeout_s: float) -> HttpReply:
         """core's HttpGetter, for looking unknown outcomes up in the provider's message list."""
         import aiohttp
         from yarl import URL
 
-        session = self._client()
-        try:
-            async with session.get(
-                URL(url, encoded=True),  # sent exactly as built, never re-quoted
-                headers={"Accept": "application/json", "Authorization": aiohttp.encode_basic_auth(*auth)},
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:
-                return HttpReply(response.status, await response.read())
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectFailed(type(exc).__name__) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise ReplyLost(type(exc).__name__) from exc
+        request = self._client().get(
+            URL(url, encoded=True),  # sent exactly as built, never re-quoted
+            headers={"Accept": "application/json", "Authorization": aiohttp.encode_basic_auth(*auth)},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        )
+        return await _reply(request)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _reply(request: Any) -> HttpReply:
+    """Send an aiohttp request (its context manager) and read the answer, errors mapped onto core's two outcomes."""
+    import aiohttp
+
+    try:
+        async with request as response:
+            return HttpReply(response.status, await response.read())
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectFailed(type(exc).__name__) from exc
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise ReplyLost(type(exc).__name__) from exc
