@@ -386,6 +386,25 @@ def test_broadcast_send_failures_and_unknowns(cli: Cli, capsys: Capture) -> None
     assert [f["code"] for f in failed] == ["send_failed", "send_failed"]
 
 
+def test_broadcast_waits_out_a_rate_limit(cli: Cli, capsys: Capture) -> None:
+    limited: set[str] = set()
+
+    def origin(request: httpx2.Request) -> httpx2.Response:
+        key = request.headers.get("idempotency-key")
+        if request.method == "POST" and key not in limited:  # each row's first POST meets the limit
+            limited.add(key or "")
+            error = {"error": {"code": "rate_limited", "message": "slow down"}}
+            return httpx2.Response(429, json=error, headers={"Retry-After": "1"})
+        return cli.origin(request)
+
+    cli.endpoints.origin = [origin]
+    path = cli.csv("to,content\n+16266635938,a\n+442079460958,b\n")
+    assert _broadcast(cli, path, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["sent"] == 2
+    assert cli.origin.first_sends == 2
+    assert len(cli.endpoints.posts()) == 4
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [

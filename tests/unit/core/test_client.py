@@ -314,7 +314,8 @@ async def test_status_tells_the_router_which_ledger_the_origin_uses(
     # A disabled workspace is always on the origin's own ledger: that says nothing about the origin's health.
     rig.endpoints.origin = [lambda _: httpx2.Response(200, json={"enabled": enabled, "ledger": ledger})]
     await rig.client.get_sms_failover_status("w1")
-    assert rig.client.router.origin_ledger == seen
+    assert rig.client.router.origin_ledger_of("w1") == seen
+    assert rig.client.router.origin_ledger_of("w2") is None  # another workspace's hedging is not touched
 
 
 async def test_status_keeps_a_shared_breaker_apart(rig: Rig) -> None:

@@ -6,7 +6,7 @@ import httpx2
 import pytest
 from smsfailover.core.errors import MessageRejected, SendFailed
 from smsfailover.core.hedging import HEDGE_MIN_S, HedgeBudget, OriginLatency, hedge_delay_s
-from smsfailover.core.router import BreakerRegistry, FailoverRouter, RouterConfig, RouteResult
+from smsfailover.core.router import LEDGER_VIEW_MAX, BreakerRegistry, FailoverRouter, RouterConfig, RouteResult
 
 from .fakes import EDGE, ORIGIN, FakeClock, FakeEndpoints, FakeSleep, Handler, StaticSettings, message, sent
 
@@ -221,9 +221,10 @@ async def test_a_rate_limited_edge_does_not_win_the_race() -> None:
         return httpx2.Response(429, json={"error": {"code": "rate_limited", "message": "slow down"}})
 
     rig.endpoints.edge = [edge]
-    result = await rig.send()  # the 429 waits for the origin, which sends
+    result = await rig.send()  # the edge waits out its 429; meanwhile the origin sends and ends the race
     assert result.endpoint == "origin"
-    assert sorted((a.endpoint, a.outcome) for a in result.attempts) == [("edge", "rejected"), ("origin", "sent")]
+    assert sorted((a.endpoint, a.outcome) for a in result.attempts) == [("edge", "cancelled"), ("origin", "sent")]
+    assert [c.host for c in rig.endpoints.posts()].count("edge") == 1
 
 
 @pytest.mark.parametrize("status", [429, 408, 503])
@@ -298,7 +299,7 @@ async def test_no_hedge_while_the_origin_answers_from_its_local_ledger() -> None
     rig.router._sleep = no_timer  # the first send answers before any hedge
     rig.endpoints.origin = [lambda _: origin_answer(201, ledger="local")]
     await rig.router.send(BODY, token="tok", idempotency_key="k1")
-    assert rig.router.origin_ledger == "local"
+    assert rig.router.origin_ledger_of("w1") == "local"
     rig.router._sleep = rig.sleep
     rig.endpoints.origin = [lambda _: origin_answer(201, ledger="edge")]
     rig.endpoints.calls.clear()
@@ -306,7 +307,7 @@ async def test_no_hedge_while_the_origin_answers_from_its_local_ledger() -> None
     assert result.endpoint == "origin"
     assert rig.endpoints.hosts() == ["origin"]
     assert rig.router.hedge_budget.spent == 0
-    assert rig.router.origin_ledger == "edge"
+    assert rig.router.origin_ledger_of("w1") == "edge"
     rig.endpoints.origin = [rig.gated()]
     rig.endpoints.edge = [sent("edge")]
     again = await rig.send("k3")  # back on the shared ledger: hedging again
@@ -316,7 +317,7 @@ async def test_no_hedge_while_the_origin_answers_from_its_local_ledger() -> None
 
 async def test_plain_failover_stays_allowed_on_a_local_ledger() -> None:
     rig = HedgeRig()
-    rig.router.observe_origin_ledger("local")
+    rig.router.observe_origin_ledger("local", workspace_id="w1")
     rig.endpoints.origin = [lambda _: origin_answer(503)]
     rig.endpoints.edge = [sent("edge")]
     result = await rig.send()
@@ -327,7 +328,7 @@ async def test_plain_failover_stays_allowed_on_a_local_ledger() -> None:
 
 async def test_a_replayed_answer_does_not_move_the_ledger_view() -> None:
     rig = HedgeRig()
-    rig.router.observe_origin_ledger("edge")
+    rig.router.observe_origin_ledger("edge", workspace_id="w1")
     never = asyncio.Event()
 
     async def no_timer(_: float) -> None:
@@ -337,4 +338,74 @@ async def test_a_replayed_answer_does_not_move_the_ledger_view() -> None:
     replay = {"Idempotent-Replayed": "true"}
     rig.endpoints.origin = [lambda _: httpx2.Response(200, json=message("origin", ledger="local"), headers=replay)]
     await rig.send()  # a replay says how the key was first sent, not which ledger the origin uses now
-    assert rig.router.origin_ledger == "edge"
+    assert rig.router.origin_ledger_of("w1") == "edge"
+
+
+# -- the ledger view is per workspace -------------------------------------------------------------------------
+
+
+def _body(workspace_id: str) -> dict[str, str]:
+    return {**BODY, "workspace_id": workspace_id}
+
+
+async def _fresh_answer(rig: HedgeRig, workspace_id: str, ledger: str, key: str) -> None:
+    """A send in `workspace_id` that the origin answers at once, saying which ledger it used."""
+    never = asyncio.Event()
+
+    async def no_timer(_: float) -> None:
+        await never.wait()
+
+    rig.router._sleep = no_timer
+    rig.endpoints.origin = [lambda _: origin_answer(201, ledger=ledger)]
+    await rig.router.send(_body(workspace_id), token="tok", idempotency_key=key)
+    rig.router._sleep = rig.sleep
+
+
+async def _slow_send(rig: HedgeRig, workspace_id: str, key: str) -> RouteResult:
+    """An origin that does not answer: hedged (the edge wins the race) or, without a hedge, plain failover."""
+    rig.endpoints.origin = [rig.endpoints.black_hole()]
+    rig.endpoints.edge = [sent("edge")]
+    return await rig.router.send(_body(workspace_id), token="tok", idempotency_key=key)
+
+
+async def test_a_local_ledger_in_one_workspace_leaves_hedging_on_for_another() -> None:
+    rig = HedgeRig()
+    await _fresh_answer(rig, "w1", "local", "k1")
+    result = await _slow_send(rig, "w2", "k2")
+    await rig.transport.aclose()
+    assert result.endpoint == "edge"
+    assert rig.router.hedge_budget.spent == 1
+    assert [a.outcome for a in result.attempts if a.endpoint == "origin"] == ["cancelled"]
+    assert (rig.router.origin_ledger_of("w1"), rig.router.origin_ledger_of("w2")) == ("local", None)
+
+
+async def test_an_edge_ledger_in_another_workspace_does_not_reenable_hedging() -> None:
+    rig = HedgeRig()
+    await _fresh_answer(rig, "w1", "local", "k1")
+    await _fresh_answer(rig, "w2", "edge", "k2")
+    result = await _slow_send(rig, "w1", "k3")  # a hedge here would be a second send
+    await rig.transport.aclose()
+    assert rig.router.hedge_budget.spent == 0
+    assert [(a.endpoint, a.outcome) for a in result.attempts] == [("origin", "timeout"), ("edge", "sent")]
+
+
+async def test_a_process_wide_view_covers_only_workspaces_without_their_own() -> None:
+    rig = HedgeRig()
+    rig.router.observe_origin_ledger("local")  # an answer with no workspace (e.g. the origin's health)
+    rig.router.observe_origin_ledger("edge", workspace_id="w2")
+    await rig.transport.aclose()
+    assert rig.router.origin_ledger == "local"
+    assert (rig.router.origin_ledger_of("w1"), rig.router.origin_ledger_of("w2")) == ("local", "edge")
+    assert rig.router.origin_ledger_of(None) == "local"
+
+
+async def test_the_ledger_view_keeps_the_most_recently_seen_workspaces() -> None:
+    rig = HedgeRig()
+    await rig.transport.aclose()
+    for n in range(LEDGER_VIEW_MAX):
+        rig.router.observe_origin_ledger("local", workspace_id=f"w{n}")
+    rig.router.observe_origin_ledger("local", workspace_id="w0")  # seen again: now the newest
+    rig.router.observe_origin_ledger("local", workspace_id="new")
+    assert rig.router.origin_ledger_of("w0") == "local"
+    assert rig.router.origin_ledger_of("w1") is None  # the oldest entry went
+    assert rig.router.origin_ledger_of("new") == "local"

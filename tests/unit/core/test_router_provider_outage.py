@@ -1,5 +1,6 @@
 """Issue 13: the breaker counts the origin's own failures. `503 provider_unavailable` (the origin worked, its
-provider failed) still fails over once per send but counts as an origin success; other 5xx still count."""
+provider failed) and `503 ledger_unavailable` (the origin is up, its ledger peer is not; DESIGN.md "Ledger
+authority" rule 5) still fail over once per send but count as an origin success; other 5xx still count."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from .test_hedging import HedgeRig
 from .test_router import BODY, Rig
 
 PROVIDER_DOWN = error(503, "provider_unavailable", **{"Retry-After": "1"})
+LEDGER_DOWN = error(503, "ledger_unavailable")
+PEER_DOWN = pytest.mark.parametrize("peer_down", [PROVIDER_DOWN, LEDGER_DOWN], ids=["provider", "ledger"])
 
 
 @pytest.fixture
@@ -27,8 +30,11 @@ async def rig() -> AsyncIterator[Rig]:
     await made.transport.aclose()
 
 
-async def test_a_provider_outage_fails_over_every_send_once_and_leaves_the_breaker_closed(rig: Rig) -> None:
-    rig.endpoints.origin = [PROVIDER_DOWN]
+@PEER_DOWN
+async def test_a_peer_outage_fails_over_every_send_once_and_leaves_the_breaker_closed(
+    rig: Rig, peer_down: Handler
+) -> None:
+    rig.endpoints.origin = [peer_down]
     rig.endpoints.edge = [sent("edge")]
     for n in range(6):  # twice the threshold
         result = await rig.send(f"k{n}")
@@ -44,12 +50,12 @@ async def test_a_provider_outage_fails_over_every_send_once_and_leaves_the_break
 @pytest.mark.parametrize(
     "origin",
     [
-        error(503, "ledger_unavailable"),
         error(503, "storage_unavailable"),
         error(503, "storage_busy"),
         error(503, "overloaded"),
         error(500, "internal_error"),
         error(500, "provider_unavailable"),  # the code only excuses the 503 the contract gives it
+        error(500, "ledger_unavailable"),
     ],
 )
 async def test_the_origins_own_5xx_still_open_the_breaker(rig: Rig, origin: Handler) -> None:
@@ -63,9 +69,10 @@ async def test_the_origins_own_5xx_still_open_the_breaker(rig: Rig, origin: Hand
     assert rig.endpoints.hosts() == ["edge"]
 
 
-async def test_a_provider_outage_between_origin_failures_breaks_the_run(rig: Rig) -> None:
-    rig.endpoints.origin = [error(503, "ledger_unavailable"), error(503, "ledger_unavailable"), PROVIDER_DOWN]
-    rig.endpoints.origin += [error(503, "ledger_unavailable")] * 2
+@PEER_DOWN
+async def test_a_peer_outage_between_origin_failures_breaks_the_run(rig: Rig, peer_down: Handler) -> None:
+    rig.endpoints.origin = [error(503, "storage_unavailable"), error(503, "storage_unavailable"), peer_down]
+    rig.endpoints.origin += [error(503, "storage_unavailable")] * 2
     rig.endpoints.edge = [sent("edge")]
     for n in range(5):
         await rig.send(f"k{n}")
@@ -74,22 +81,24 @@ async def test_a_provider_outage_between_origin_failures_breaks_the_run(rig: Rig
     assert rig.router.breaker.consecutive_failures == 2
 
 
-async def test_a_half_open_probe_answered_provider_unavailable_closes_the_breaker(rig: Rig) -> None:
+@PEER_DOWN
+async def test_a_half_open_probe_answered_by_a_peer_outage_closes_the_breaker(rig: Rig, peer_down: Handler) -> None:
     rig.endpoints.origin = [refused]
     rig.endpoints.edge = [sent("edge")]
     for n in range(3):
         await rig.send(f"down-{n}")
     assert rig.router.breaker.snapshot()["state"] == "open"
     rig.clock.now += 30
-    rig.endpoints.origin = [PROVIDER_DOWN]
+    rig.endpoints.origin = [peer_down]
     result = await rig.send("probe")
     assert [a.endpoint for a in result.attempts] == ["origin", "edge"]  # the probe's send still went out
     assert result.endpoint == "edge"
     assert rig.router.breaker.state is BreakerState.CLOSED  # the probe proved the origin is up
 
 
-async def test_a_provider_outage_is_still_a_failed_send_in_the_client_metrics(rig: Rig) -> None:
-    rig.endpoints.origin = [PROVIDER_DOWN]
+@PEER_DOWN
+async def test_a_peer_outage_is_still_a_failed_send_in_the_client_metrics(rig: Rig, peer_down: Handler) -> None:
+    rig.endpoints.origin = [peer_down]
     rig.endpoints.edge = [sent("edge")]
     await rig.send()
     snapshot = rig.router.metrics.snapshot()
@@ -123,7 +132,7 @@ class RecordingStore(LocalBreakerStore):
         await super().record(permission, healthy=healthy)
 
 
-async def test_the_breaker_store_is_told_healthy_for_a_provider_outage_and_not_for_a_ledger_outage() -> None:
+async def test_the_breaker_store_is_told_healthy_for_a_peer_outage_and_not_for_a_storage_outage() -> None:
     rig = Rig()
     store = RecordingStore(LocalBreakerStore(rig.router.breaker))
     router = FailoverRouter(
@@ -135,7 +144,7 @@ async def test_the_breaker_store_is_told_healthy_for_a_provider_outage_and_not_f
         breakers=BreakerRegistry(),
         breaker_store=store,
     )
-    rig.endpoints.origin = [PROVIDER_DOWN, error(503, "ledger_unavailable"), PROVIDER_DOWN]
+    rig.endpoints.origin = [PROVIDER_DOWN, error(503, "storage_unavailable"), LEDGER_DOWN]
     rig.endpoints.edge = [sent("edge")]
     try:
         for n in range(3):
@@ -160,20 +169,21 @@ def _edge_after_the_origin(rig: HedgeRig) -> Handler:
     return handler
 
 
-def _origin_provider_down(rig: HedgeRig) -> Handler:
+def _origin_peer_down(rig: HedgeRig, code: str) -> Handler:
     async def handler(request: httpx2.Request) -> httpx2.Response:
         await rig.gate.wait()
-        return httpx2.Response(503, json={"error": {"code": "provider_unavailable", "message": "provider down"}})
+        return httpx2.Response(503, json={"error": {"code": code, "message": "peer down"}})
 
     return handler
 
 
-async def test_a_hedged_origin_answering_provider_unavailable_counts_as_a_success() -> None:
+@pytest.mark.parametrize("code", ["provider_unavailable", "ledger_unavailable"])
+async def test_a_hedged_origin_answering_a_peer_outage_counts_as_a_success(code: str) -> None:
     rig = HedgeRig()
     permissions = [rig.router.breaker.try_acquire() for _ in range(2)]
     for permission in permissions:
         rig.router.breaker.record_failure(permission)  # two origin failures already: a third would open it
-    rig.endpoints.origin = [_origin_provider_down(rig)]
+    rig.endpoints.origin = [_origin_peer_down(rig, code)]
     rig.endpoints.edge = [_edge_after_the_origin(rig)]
     result = await rig.send()
     assert result.endpoint == "edge"

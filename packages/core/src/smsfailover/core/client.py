@@ -289,7 +289,7 @@ class FailoverClient:
             status = await self._origin_json("GET", path, workspace_id, auth, timeout_s=self.config.origin_timeout_s)
             status["origin_reachable"] = True
             if status.get("enabled") is True:  # a disabled workspace is on the origin's own ledger anyway
-                self.router.observe_origin_ledger(status.get("ledger"))
+                self.router.observe_origin_ledger(status.get("ledger"), workspace_id)
         except SendFailed as exc:
             enabled = await self._cache.failover_enabled(workspace_id, token=auth)
             status = {

@@ -16,13 +16,23 @@ a claim still in flight) the result is `unknown`, naming that endpoint, unless a
 a refusal the first must have met too (validation, auth, a reused key). 408, 429, 503 and other 5xx mean
 "not sent here" and nothing more: in a hedge race they wait for the other attempt.
 
+`429 rate_limited` (either endpoint) is waited out when it can be: `Retry-After` (1 s if absent or unusable)
+plus up to 20 % jitter (at least 250 ms, so clients limited together do not return together), then the same
+POST with the same key, while Retry-After is at most `rate_limited_max_wait_s` and the wait leaves the next
+request its whole timeout before the send deadline. Otherwise the 429 goes back as `MessageRejected`. Never a
+breaker failure, never a failover: the endpoint is up and sent nothing.
+
 Every edge POST says why it is not at the origin (`X-Smsfailover-Failover-Reason`, core/failover_reason.py): how
 the origin attempt failed, `breaker_open`, or `hedge`; the edge records it with the message. The origin's
 request, and every send the origin settles, carry nothing extra.
 
-The breaker counts the origin's own failures: timeouts, connection errors, 5xx. `503 provider_unavailable` is
-the origin working and its provider failing: the send still fails over, but the breaker records a success (a
-half-open probe answered so proves the origin is up), so a provider outage cannot open it for every tenant.
+The breaker counts the origin's own failures: timeouts, connection errors, 5xx. `503 provider_unavailable` and
+`503 ledger_unavailable` are the origin working and a peer of it failing (its provider; the shared ledger at the
+edge, DESIGN.md "Ledger authority" rule 5): the send still fails over, but the breaker records a success (a
+half-open probe answered so proves the origin is up), so a peer's outage cannot open it for every tenant.
+
+Hedging stops for a workspace while the origin's fresh answers for it say `ledger: "local"` (a hedge would then
+be a second send); the view is kept per workspace, since one workspace on the local ledger says nothing of another.
 
 `409 idempotency_in_progress` from either endpoint means the key is claimed and in flight (perhaps by our
 own timed-out origin attempt): the router then polls `GET /v1/messages?idempotency_key=` on that endpoint,
@@ -34,6 +44,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -61,6 +73,9 @@ ORIGIN = "origin"
 EDGE = "edge"
 _MAX_ROUNDS = 50  # POST / poll rounds on one endpoint; the deadline normally ends the loop long before
 _MIN_POLL_S = 0.05
+_JITTER_SHARE = 0.2  # a 429's wait gets up to this share of its Retry-After more...
+_JITTER_MIN_S = 0.25  # ...and at least this much room, so a Retry-After of 0 or 1 still spreads the retries
+LEDGER_VIEW_MAX = 4096  # workspaces whose origin ledger the router remembers; the least recently seen go first
 
 
 class Outcome(StrEnum):
@@ -104,9 +119,10 @@ _SHARED_REFUSALS = frozenset(
     }
 )
 _NO_VERDICT_4XX = frozenset({408, 429})  # "not now": nothing was sent, and the key was not judged
-# 503 codes that blame the endpoint's provider, not the endpoint: they fail over but do not count against the
-# breaker. `ledger_unavailable`, `storage_unavailable`, `storage_busy` and any other 5xx are the origin's own.
-_PROVIDER_FAULTS = frozenset({"provider_unavailable"})
+# 503 codes that blame a peer of the endpoint, not the endpoint: its provider, or the shared ledger (DESIGN.md,
+# "Ledger authority" rule 5). They fail over but do not count against the breaker. `storage_unavailable`,
+# `storage_busy` and any other 5xx are the origin's own.
+_PEER_FAULTS = frozenset({"provider_unavailable", "ledger_unavailable"})
 _GATEWAY_5XX = frozenset({502, 504})
 _FAILOVER_OUTCOMES = frozenset(
     {Outcome.TIMEOUT, Outcome.CONNECT_ERROR, Outcome.CONNECTION_LOST, Outcome.SERVER_ERROR, Outcome.GATEWAY_ERROR}
@@ -139,6 +155,8 @@ class RouterConfig:
     breaker_failures: int = 3
     breaker_open_s: float = 30.0
     in_progress_retry_s: float = 1.0  # when a 409 carries no usable Retry-After
+    rate_limited_retry_s: float = 1.0  # when a 429 carries no usable Retry-After
+    rate_limited_max_wait_s: float = 5.0  # a 429 asking for a longer wait goes back to the caller at once
     breaker_open_max_s: float | None = None
     breaker_slow_call_s: float | None = None
     breaker_rate_window_s: float | None = None
@@ -242,7 +260,9 @@ class FailoverRouter:
         metrics: EndpointMetrics | None = None,
         breakers: BreakerRegistry = BREAKERS,
         breaker_store: BreakerStore | None = None,
+        rand: Callable[[], float] = random.random,
     ) -> None:
+        """`rand`: a number in [0, 1) per call, for the jitter of a rate-limited wait."""
         self._transport = transport
         self._settings = settings
         self.config = config
@@ -256,15 +276,33 @@ class FailoverRouter:
         )
         self.hedge_budget = HedgeBudget(config.hedge_budget_ratio)
         self.hedge_latency = OriginLatency(self._clock)
+        self._rand = rand
         self._background: set[asyncio.Future[Any]] = set()  # settings reads that outlived their send
-        # The `ledger` of the origin's last fresh answer: "local" means it sends on its own ledger (degraded),
-        # where a hedged edge attempt cannot see its claims and would send the message a second time.
+        # The `ledger` of the origin's last fresh answer per workspace: "local" means it sends that workspace's
+        # messages on its own ledger, where a hedged edge attempt cannot see its claims and would send a second
+        # time. Per workspace: one forced to origin-only (or disabled) says nothing of the others. Bounded.
+        self._origin_ledgers: OrderedDict[str, str] = OrderedDict()
+        # The view from answers that name no workspace; it stands for every workspace without its own.
         self.origin_ledger: str | None = None
 
-    def observe_origin_ledger(self, ledger: object) -> None:
-        """Remember which ledger the origin says it uses (a fresh send, its status, or its health)."""
-        if ledger in ("edge", "local"):
+    def observe_origin_ledger(self, ledger: object, workspace_id: str | None = None) -> None:
+        """Remember which ledger the origin says it uses for `workspace_id` (a fresh send, its status), or
+        for every workspace without its own view when the answer names none."""
+        if ledger not in ("edge", "local"):
+            return
+        if workspace_id is None:
             self.origin_ledger = str(ledger)
+            return
+        self._origin_ledgers[workspace_id] = str(ledger)
+        self._origin_ledgers.move_to_end(workspace_id)
+        if len(self._origin_ledgers) > LEDGER_VIEW_MAX:
+            self._origin_ledgers.popitem(last=False)
+
+    def origin_ledger_of(self, workspace_id: str | None) -> str | None:
+        """The ledger the origin last said it uses for this workspace (else the process-wide view)."""
+        if workspace_id is None:
+            return self.origin_ledger
+        return self._origin_ledgers.get(workspace_id, self.origin_ledger)
 
     async def send(self, body: Mapping[str, object], *, token: str, idempotency_key: str) -> RouteResult:
         started = self._clock.monotonic()
@@ -325,7 +363,7 @@ class FailoverRouter:
         change that answer, so the caller gets it now; the read goes on and fills the cache for the next send."""
         self._background.add(reading)
         reading.add_done_callback(self._background.discard)
-        await self._origin_answered(permission, answer)
+        await self._origin_answered(send, permission, answer)
         return self._finish(send, [answer], enabled=None)
 
     async def _within(
@@ -370,7 +408,7 @@ class FailoverRouter:
             if answer is None:  # a hedge race settled it
                 return self._finish(send, answers, enabled=True)
             answers.append(answer)
-            await self._origin_answered(permission, answer)
+            await self._origin_answered(send, permission, answer)
             if answer.attempt.outcome not in _FAILOVER_OUTCOMES:  # 2xx, 4xx (429 too), or still in flight
                 return self._finish(send, answers, enabled=True)
             log_event(
@@ -426,7 +464,7 @@ class FailoverRouter:
         hedge. False: plain failover (hedging off, too few samples, a fast answer, or the budget spent)."""
         if not self.config.hedging:
             return False
-        if self.origin_ledger == "local":
+        if self.origin_ledger_of(send.workspace_id) == "local":
             return False  # the edge cannot see the origin's claims: a hedge would be a second send
         delay = self.hedge_latency.delay_s(origin_timeout_s=self.config.origin_timeout_s)
         if delay is None:
@@ -471,7 +509,7 @@ class FailoverRouter:
                     if task.done() and name not in _endpoints(answers):
                         answers.append(task.result())
                         if name == ORIGIN:
-                            await self._origin_answered(permission, answers[-1])
+                            await self._origin_answered(send, permission, answers[-1])
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -487,11 +525,11 @@ class FailoverRouter:
             self.hedge_latency.record(latency_ms)
         return _EndpointAnswer(Attempt(endpoint, Outcome.CANCELLED.value, latency_ms), None, None, _Verdict.MAYBE_SENT)
 
-    async def _origin_answered(self, permission: StorePermission, answer: _EndpointAnswer) -> None:
+    async def _origin_answered(self, send: _Send, permission: StorePermission, answer: _EndpointAnswer) -> None:
         await self._report(permission, answer.healthy)
         if answer.attempt.outcome == Outcome.SENT and answer.reply is not None:
             # Only a fresh send says which ledger the origin uses now; a replay says how the key was first sent.
-            self.observe_origin_ledger((answer.reply.json or {}).get("ledger"))
+            self.observe_origin_ledger((answer.reply.json or {}).get("ledger"), send.workspace_id)
 
     async def _report(self, permission: StorePermission, healthy: bool | None) -> None:
         if healthy is None:
@@ -509,14 +547,15 @@ class FailoverRouter:
         reason: str | None = None,
     ) -> _EndpointAnswer:
         """POST, and while the key is in flight poll it; 404 after a 409 means it was released: POST again.
-        Each request's timeout is `timeout_s`, or the `limit` (which may change) when one is given. `reason`:
-        why an edge attempt is made, sent with each of its POSTs."""
+        A 429 that can be waited out is waited out, then the same POST goes again. Each request's timeout is
+        `timeout_s`, or the `limit` (which may change) when one is given. `reason`: why an edge attempt is
+        made, sent with each of its POSTs."""
         base_url = self.config.origin_url if endpoint == ORIGIN else self.config.edge_url
         headers = {failover_reason.HEADER: reason} if reason is not None else None
         started = self._clock.monotonic()
         post = True
         reply: TransportReply | None = None
-        for _ in range(_MAX_ROUNDS):
+        for round_no in range(1, _MAX_ROUNDS + 1):
             remaining = send.deadline - self._clock.monotonic()
             if remaining <= 0:
                 break
@@ -561,10 +600,38 @@ class FailoverRouter:
             if not post and reply.status == 404:
                 post = True  # the claim was released without a send: sending again is safe
                 continue
+            # A 429 sent nothing and judged nothing: the same POST again is safe (the last round's goes back).
+            if (
+                post
+                and reply.status == 429
+                and round_no < _MAX_ROUNDS
+                and await self._waited_out_rate_limit(endpoint, send, reply, timeout_s)
+            ):
+                continue
             return self._classify(endpoint, started, reply, polled=not post)
         # Out of time: a claim seen in flight (409) may still send; if nothing was asked, nothing was sent.
         verdict = _Verdict.NOT_SENT if post else _Verdict.MAYBE_SENT
         return self._answer(endpoint, Outcome.IN_PROGRESS, started, None, healthy=None, verdict=verdict)
+
+    async def _waited_out_rate_limit(self, endpoint: str, send: _Send, reply: TransportReply, timeout_s: float) -> bool:
+        """Sleep out a 429's Retry-After plus jitter and say True; False (no sleep) when it asks for more than
+        the cap (retrying sooner would meet the limit again), or when the wait would leave the next request less
+        than its whole timeout before the deadline (a request cut short could time out into an unknown)."""
+        retry_after = reply.retry_after_s(self.config.rate_limited_retry_s)
+        if retry_after > self.config.rate_limited_max_wait_s:
+            return False
+        wait = retry_after + self._rand() * max(_JITTER_MIN_S, _JITTER_SHARE * retry_after)
+        if self._clock.monotonic() + wait + timeout_s > send.deadline:
+            return False
+        log_event(
+            "route.rate_limited_wait",
+            endpoint=endpoint,
+            idempotency_key=send.idempotency_key,
+            retry_after_s=retry_after,
+            wait_s=round(wait, 3),
+        )
+        await self._sleep(wait)
+        return True
 
     def _classify(self, endpoint: str, started: float, reply: TransportReply, *, polled: bool) -> _EndpointAnswer:
         status = reply.status
@@ -577,11 +644,11 @@ class FailoverRouter:
         if 400 <= status < 500:
             return self._answer(endpoint, Outcome.REJECTED, started, reply, healthy=None, verdict=verdict)
         outcome = Outcome.GATEWAY_ERROR if status in _GATEWAY_5XX else Outcome.SERVER_ERROR
-        if status == 503 and reply.error_code in _PROVIDER_FAULTS:
-            # The endpoint did its part (claimed, called the provider, released the key, answered) and the
-            # provider failed: healthy for the breaker, which guards the origin, not the provider (one provider
-            # outage would open it for every tenant). Still a failed send in the metrics, and still a failover:
-            # the edge may reach the provider.
+        if status == 503 and reply.error_code in _PEER_FAULTS:
+            # The endpoint is up and answered, nothing sent; its peer failed (the provider, or the shared ledger):
+            # healthy for the breaker, which guards the origin, not its peers (one peer's outage would open it
+            # for every tenant). Still a failed send in the metrics, and still a failover: the edge may reach the
+            # provider, and holds the same ledger itself.
             return self._answer(endpoint, outcome, started, reply, healthy=True, verdict=verdict, ok=False)
         return self._answer(endpoint, outcome, started, reply, healthy=False, verdict=verdict)
 
