@@ -377,7 +377,10 @@ async def test_reconcile_repairs_the_origins_own_open_claim_and_counts_any_other
         origin_record("theirs", edge, message_id=own, state="completed", message=sent),  # another origin attempt
     ]
     answer = await edge.call("POST", "/v1/ledger/reconcile", {"records": records}, token=service)
-    assert answer.body == {"merged": 1, "duplicates": [{"workspace_id": WS, "key": "theirs"}]}
+    theirs = (await edge.call("GET", f"/v1/ledger/{WS}/theirs", token=service)).body
+    assert theirs["message_id"] == other  # the other attempt's record stays, answered for the origin to adopt
+    duplicates = [{"workspace_id": WS, "key": "theirs"}]
+    assert answer.body == {"merged": 1, "duplicates": duplicates, "kept": [theirs], "failed": []}
     repaired = await edge.call("GET", f"/v1/ledger/{WS}/open", token=service)
     assert (repaired.body["state"], repaired.body["message"]) == ("completed", sent)
 

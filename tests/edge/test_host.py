@@ -156,6 +156,16 @@ def test_send_then_replay(http: httpx2.Client, jwt_secret: str, provider: FakePr
     assert by_key.json()["id"] == body["id"]
 
 
+def test_each_request_hands_its_work_to_wait_until_without_a_rejection(
+    http: httpx2.Client, jwt_secret: str, edge_host: EdgeHostProcess
+) -> None:
+    """worker.serve gives ctx.waitUntil a proxy of a Python task (a send must outlive a client that goes away,
+    tests/edge/test_worker.py); under real Pyodide that proxy must settle as a promise, never reject (destroyed)."""
+    assert send(http, jwt_secret, new_ws(), new_key(), f"kept {uuid.uuid4().hex}").status_code == 201
+    assert http.get("/nope").status_code == 404  # a request whose task ends in its first step
+    assert not edge_host.wait_for_log("waitUntil promise rejected", timeout_s=1.0)
+
+
 def test_a_workspace_not_enabled_at_the_edge_is_403_failover_disabled_and_nothing_is_sent(
     http: httpx2.Client, jwt_secret: str, provider: FakeProvider
 ) -> None:
@@ -358,13 +368,23 @@ def test_reconcile_merges_unknown_keys_and_reports_double_sends(http: httpx2.Cli
     assert send(http, jwt_secret, ws, sent_at_edge, f"edge {uuid.uuid4().hex}").status_code == 201
     only_local = new_key()
     local_message = {"id": "msg_01JZ0000000000000000000001", "status": "sent", "endpoint": "origin"}
+    marked, unmarked, began = new_key(), new_key(), round(time.time() - 1, 3)
     records = [
         {**record(ws, only_local, state="completed"), "message": local_message},
         {**record(ws, sent_at_edge, state="completed"), "message": local_message},
+        {**record(ws, marked), "call_began_at": began},
+        record(ws, unmarked),
     ]
     response = http.post("/v1/ledger/reconcile", json={"records": records}, headers=service)
     assert response.status_code == 200, response.text
-    assert response.json() == {"merged": 1, "duplicates": [{"workspace_id": ws, "key": sent_at_edge}]}
+    answer = response.json()
+    assert (answer["merged"], answer["duplicates"]) == (3, [{"workspace_id": ws, "key": sent_at_edge}])
+    # the call-began mark goes through D1 as pushed, and no mark stays none (a JS null read back as None)
+    assert http.get(f"/v1/ledger/{ws}/{marked}", headers=service).json()["call_began_at"] == began
+    assert http.get(f"/v1/ledger/{ws}/{unmarked}", headers=service).json()["call_began_at"] is None
+    assert answer["failed"] == []
+    # the edge's own send stays, answered for the origin to adopt
+    assert answer["kept"] == [http.get(f"/v1/ledger/{ws}/{sent_at_edge}", headers=service).json()]
     merged = http.get(f"/v1/ledger/{ws}/{only_local}", headers=service).json()
     assert merged["state"] == "completed"
     assert merged["endpoint"] == "origin"

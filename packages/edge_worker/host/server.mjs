@@ -146,10 +146,16 @@ async function readBody(req) {
   return Buffer.concat(chunks);
 }
 
+// As workerd: what waitUntil is given becomes a promise at once (the worker hands over a proxy of a Python task, a
+// thenable destroyed once the task is done), and a rejection is logged, never dropped.
 function makeCtx() {
   const pending = [];
+  const waitUntil = (work) => {
+    const rejected = (err) => console.error(`edge host: a waitUntil promise rejected: ${err?.message ?? err}`);
+    pending.push(Promise.resolve(work).catch(rejected));
+  };
   return {
-    ctx: { waitUntil: (promise) => pending.push(promise), passThroughOnException: () => {} },
+    ctx: { waitUntil, passThroughOnException: () => {} },
     settle: () => Promise.allSettled(pending),
   };
 }

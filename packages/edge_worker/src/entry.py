@@ -10,7 +10,7 @@ from workers import WorkerEntrypoint
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request: Any) -> Any:
-        return await handle_fetch(request, self.env)
+        return await handle_fetch(request, self.env, self.ctx)
 
     async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
         await handle_scheduled(controller, self.env)

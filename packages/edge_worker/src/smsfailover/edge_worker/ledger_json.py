@@ -11,7 +11,7 @@ from typing import Any
 
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
-from smsfailover.core.ledger import LedgerRecord, LedgerState
+from smsfailover.core.ledger import CALL_BEGAN_UNRECORDED, LedgerRecord, LedgerState
 from smsfailover.core.message import validate_idempotency_key, validate_workspace_id
 
 _TIMES = ("lease_expires_at", "created_at", "updated_at")
@@ -45,8 +45,20 @@ def record_from_json(value: object, field: str = "record") -> LedgerRecord:
         endpoint=endpoint,
         message=message,
         message_id=message_id,
+        call_began_at=_mark(data, field),
         **times,
     )
+
+
+def _mark(data: Mapping[str, Any], parent: str) -> float | None:
+    """The sender's call-began mark: absent or null (not begun), -1 (a claim from before the mark: not recorded), or a
+    time. Reconcile keeps it: an origin claim whose lease passed is unknown with a mark, never sent without one."""
+    value = data.get("call_began_at")
+    if value is None:
+        return None
+    if value == CALL_BEGAN_UNRECORDED:
+        return CALL_BEGAN_UNRECORDED
+    return require_number(data, "call_began_at", parent)
 
 
 def require_object(value: object, field: str) -> Mapping[str, Any]:

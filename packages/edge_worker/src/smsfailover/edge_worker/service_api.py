@@ -7,7 +7,6 @@ takes the workspace's own token (the router's second source while the origin is 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -17,7 +16,7 @@ from smsfailover.core.auth import Principal, SigningKeys, require_service, verif
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
-from smsfailover.core.ledger import LedgerRecord, LedgerState, LedgerStore
+from smsfailover.core.ledger import LedgerStore
 from smsfailover.core.message import validate_workspace_id
 from smsfailover.core.messages_api import ApiRequest, ApiResponse
 from smsfailover.core.numbers import whole_number
@@ -32,6 +31,7 @@ from smsfailover.edge_worker.ledger_json import (
     ws_key,
 )
 from smsfailover.edge_worker.mirror import MirroredSettings, SettingsMirror
+from smsfailover.edge_worker.reconcile import reconcile
 from smsfailover.edge_worker.shards import Shards
 from smsfailover.edge_worker.sync import SyncFeed
 
@@ -124,55 +124,20 @@ class ServiceApi:
         return _ok({"ledger": "ok" if all(shard["ok"] for shard in shards) else "degraded", "shards": shards})
 
     async def reconcile(self, request: ApiRequest, params: Mapping[str, str]) -> ApiResponse:
-        """Merge the origin's records of keys this ledger may not have seen (DESIGN.md rule 6).
-
-        Per record: a key new here is recorded as the origin left it; this ledger still holding the origin's own
-        open claim (same message id) takes the origin's outcome; a record of another attempt here (another
-        message id, either endpoint) that was not released, for a key the origin sent or may have sent (completed,
-        or a claim whose lease ran out: the origin died mid-send), is a double send, reported in `duplicates` (the
-        origin counts and logs each one).
-        """
+        """Merge the origin's records of keys this ledger may not have seen (DESIGN.md rule 6; reconcile.py).
+        200 with each shard's records answered, those of a failing shard in `failed`; 503 only when no record
+        could be applied (the origin then keeps them all for its next round)."""
         self._service(request)
         records = _body(request).get("records")
         if not isinstance(records, list) or len(records) > MAX_RECONCILE:
             raise ApiError(
                 422, "invalid_request", f"records must be a list of at most {MAX_RECONCILE}.", field="records"
             )
-        merged, duplicates = 0, []
-        for index, raw in enumerate(records):
-            local = record_from_json(raw, f"records[{index}]")
-            verdict = await self._merge(local)
-            merged += verdict == "merged"
-            if verdict == "duplicate":
-                duplicates.append({"workspace_id": local.workspace_id, "key": local.key})
-        return _ok({"merged": merged, "duplicates": duplicates})
-
-    async def _merge(self, local: LedgerRecord) -> str:
-        if local.state is LedgerState.RELEASED:
-            return "skipped"  # nothing was sent; releases travel fenced through /v1/ledger/release
-        if local.state is LedgerState.CLAIMED:
-            # this attempt released here (nothing was sent): a stale copy of its claim never revives it
-            held = await self._ledger.get(local.workspace_id, local.key)
-            if held is not None and held.state is LedgerState.RELEASED and held.message_id == local.message_id:
-                return "skipped"
-        if await self._ledger.try_claim(dataclasses.replace(local, state=LedgerState.CLAIMED, message=None)):
-            await self._complete_like(local)
-            return "merged"
-        existing = await self._ledger.get(local.workspace_id, local.key)
-        if existing is None or existing.state is LedgerState.RELEASED:
-            return "skipped"
-        if existing.message_id == local.message_id:
-            if existing.state is LedgerState.CLAIMED and local.state is LedgerState.COMPLETED:
-                await self._complete_like(local)  # the origin's own open claim takes its outcome
-                return "merged"
-            return "known"
-        return "duplicate"  # a claim the origin pushes is one whose outcome it does not know: it may have sent
-
-    async def _complete_like(self, local: LedgerRecord) -> None:
-        if local.state is LedgerState.COMPLETED and local.message is not None:
-            await self._ledger.complete(
-                local.workspace_id, local.key, local.message, local.updated_at, message_id=local.message_id
-            )
+        parsed = [record_from_json(raw, f"records[{index}]") for index, raw in enumerate(records)]
+        answer = await reconcile(self._shards, parsed, self._clock.time())
+        if answer.failed and len(answer.failed) == answer.routed:
+            raise ApiError(503, "ledger_unavailable", "No ledger shard of these records answered; nothing was merged.")
+        return _ok(answer.to_json())
 
     async def _current(self, workspace_id: str, key: str) -> ApiResponse:
         record = await self._ledger.get(workspace_id, key)

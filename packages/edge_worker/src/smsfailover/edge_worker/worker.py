@@ -7,13 +7,14 @@ instead of failing the isolate; the log says which var (the answer does not: it 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from smsfailover.core.auth import not_configured
 from smsfailover.core.clock import SystemClock
 from smsfailover.core.log import log_event
-from smsfailover.core.messages_api import ApiResponse
+from smsfailover.core.messages_api import ApiRequest, ApiResponse
 from smsfailover.edge_worker.app import EdgeApp
 from smsfailover.edge_worker.bridge import to_api_request, to_worker_response
 from smsfailover.edge_worker.config import EdgeConfig, EdgeConfigError
@@ -51,14 +52,49 @@ def app_for(env: Any) -> EdgeApp:
     return _app
 
 
-async def handle_fetch(request: Any, env: Any) -> Any:
+async def handle_fetch(request: Any, env: Any, ctx: Any = None) -> Any:
     try:
         app = app_for(env)
     except EdgeConfigError as exc:
         log_event("edge.not_configured", level=logging.ERROR, problems=str(exc))
         error = not_configured()
         return to_worker_response(ApiResponse(503, error.envelope(), {}))
-    return to_worker_response(await app.handle(await to_api_request(request)))
+    return to_worker_response(await serve(app, await to_api_request(request), ctx))
+
+
+async def serve(app: EdgeApp, request: ApiRequest, ctx: Any) -> ApiResponse:
+    """The app's answer, from a task the request's cancellation does not reach and the runtime waits for.
+
+    Cloudflare cancels a request's outstanding work when its client disconnects, unless it was passed to
+    `ctx.waitUntil`. A send cut there, between its call-began mark and its settle, would leave a claim that reads
+    "may have sent" without the provider's sid, though the provider answered. So the whole request runs as one
+    task: shielded from Python-side cancellation, and registered with waitUntil, which keeps the request's I/O (the
+    provider call, the settle's D1 batch) alive until the task ends (Cloudflare allows 30 s more; the provider
+    timeout is well under that). Every route goes this way: each one's work is best finished once begun."""
+    task = asyncio.ensure_future(app.handle(request))
+    _keep_alive(ctx, task)
+    return await asyncio.shield(task)
+
+
+def _keep_alive(ctx: Any, task: asyncio.Future[ApiResponse]) -> None:
+    wait_until = getattr(ctx, "waitUntil", None)
+    if wait_until is None:
+        return
+
+    async def finished() -> None:  # ends with the task, with nothing to convert to JavaScript (no proxy to leak)
+        await asyncio.wait([task])
+
+    kept = asyncio.ensure_future(finished())
+    try:
+        from pyodide.ffi import create_proxy
+    except ImportError:  # CPython (tests): no JavaScript boundary to cross
+        wait_until(kept)
+        return
+    # As the workers SDK hands its own tasks to waitUntil: a proxy (a thenable in JavaScript), destroyed once done.
+    # workerd (and the local host) make it a promise when waitUntil is called.
+    proxy = create_proxy(kept)
+    kept.add_done_callback(lambda _: proxy.destroy())
+    wait_until(proxy)
 
 
 async def handle_scheduled(controller: Any, env: Any) -> None:
