@@ -9,6 +9,7 @@ from smsfailover.core import FailoverClient
 
 from tests.contract.fixtures import edge_api, origin_api, sim, stack, tokens
 from tests.contract.kit import Api, Simulator, Tokens, json_body, new_workspace, poll
+from tests.support.edge_link import PASS
 from tests.support.fixtures import Stack
 
 __all__ = ["edge_api", "origin_api", "sim", "stack", "tokens"]  # shared fixtures, registered here
@@ -25,9 +26,11 @@ def _clean_stack(stack: Stack, sim: Simulator, edge_api: Api) -> Iterator[None]:
     """Whatever a test broke (faults, a stopped process), the next test starts healthy; and the edge host's D1
     still answers after every test, load tests included (it has no failure mode of its own: host/d1.mjs)."""
     stack.ensure_running()
+    stack.set_edge_link(PASS)
     sim.clear_faults()
     yield
     sim.clear_faults()
+    stack.set_edge_link(PASS)
     stack.ensure_running()
     probe = new_workspace("d1probe")
     reply = edge_api.ws_get(probe, f"/v1/workspaces/{probe}/settings")

@@ -98,6 +98,17 @@ class Origin:
 
         await apoll(on, timeout_s=15, what="the failover switch to reach on")
 
+    async def ledger_mode(self) -> str:
+        return str((await self.http.get("/v1/health")).json()["ledger"])
+
+    async def wait_for_ledger(self, mode: str) -> None:
+        """Until health says the origin uses the `mode` ledger (degraded mode is decided by the liveness round)."""
+
+        async def reached() -> bool | None:
+            return True if await self.ledger_mode() == mode else None
+
+        await apoll(reached, timeout_s=15, what=f"the origin's ledger to be {mode}")
+
     async def sim_received(self, marker: str) -> list[dict[str, Any]]:
         async with httpx2.AsyncClient(base_url=self.sim_url) as sim:
             data = (await sim.get("/_sim/messages")).json()
@@ -175,7 +186,8 @@ async def running_origin(
             outbox_interval_s=0.05,
             sync_interval_s=0.1,
             probe_interval_s=0.1,
-            reconcile_interval_s=0.05,
+            reconcile_interval_s=0.05,  # the liveness round too (ledger/liveness.py)
+            ledger_outage_s=0.5,  # degraded mode after 0.5 s without a ledger round trip (7 s in production)
             switch_interval_s=0.05,
             status_rate_limit=1000.0,  # tests poll status every 20 ms; the limit itself: tests/page/test_read_limits.py
         )

@@ -66,18 +66,20 @@ async def test_a_disable_waits_for_the_edge_then_a_lease_then_a_sync(tmp_path: P
 
 
 async def test_a_forced_disable_is_off_at_once_while_the_edge_cannot_answer(tmp_path: Path) -> None:
+    """Forcing takes an operator token (DESIGN.md rule 5): the workspace's own token is refused, nothing changed."""
     async with running_origin("sqlite", tmp_path) as origin:
         ws = await _enabled(origin)
         origin.edge.failing = True
-        resp = await origin.http.patch(
-            f"/v1/workspaces/{ws}/settings",
-            json={"sms_failover_enabled": False, "force": True},
-            headers=origin.auth(ws),
-        )
+        url, forced = f"/v1/workspaces/{ws}/settings", {"sms_failover_enabled": False, "force": True}
+        refused = await origin.http.patch(url, json=forced, headers=origin.auth(ws))
+        assert refused.status_code == 403
+        assert (refused.json()["error"]["code"], refused.json()["error"]["field"]) == ("forbidden", "force")
+        assert await origin.switch_state(ws) == "on"
+        operator = {"Authorization": f"Bearer {origin.operator_token()}"}
+        resp = await origin.http.patch(url, json=forced, headers=operator)
+        assert resp.status_code == 200
         assert resp.json()["failover_state"] == "off"
-        bad = await origin.http.patch(
-            f"/v1/workspaces/{ws}/settings", json={"sms_failover_enabled": True, "force": True}, headers=origin.auth(ws)
-        )
+        bad = await origin.http.patch(url, json={"sms_failover_enabled": True, "force": True}, headers=operator)
         assert bad.status_code == 422
         assert bad.json()["error"]["field"] == "force"
 
@@ -242,7 +244,7 @@ async def test_a_5xx_or_401_from_the_edge_ledger_is_503_and_a_401_is_reported(tm
         assert status["degraded"] is False
         edge_ledger = status["edge_ledger"]
         assert isinstance(edge_ledger, dict)
-        assert edge_ledger["state"] == "reachable"
+        assert edge_ledger["state"] == "not_answering"  # requests fail over; the local ledger is not in use
         assert "HTTP 401" in str(edge_ledger["config_fault"])
         assert await origin.sim_received("5xx") == []
         assert await origin.sim_received("401") == []
@@ -265,7 +267,10 @@ async def test_a_lookup_that_gets_no_answer_never_changes_the_ledger(tmp_path: P
 async def test_edge_unreachable_degrades_to_the_local_ledger_and_says_so(db_kind: str, tmp_path: Path) -> None:
     async with running_origin(db_kind, tmp_path) as origin:
         ws = await _enabled(origin)
-        await origin.edge_link.cut()  # connections refused: definitely unreachable
+        await origin.edge_link.cut()  # connections refused
+        first = await origin.send(ws, content="before the outage budget")
+        assert first.json()["error"]["code"] == "ledger_unavailable"  # a request never decides degraded mode
+        await origin.wait_for_ledger("local")  # the liveness round does, after the budget (0.5 s here)
 
         resp = await origin.send(ws, content="while degraded")
 
@@ -281,13 +286,15 @@ async def test_edge_unreachable_degrades_to_the_local_ledger_and_says_so(db_kind
         metrics = await _metrics(origin)
         assert "smsfailover_origin_degraded_ledger_claims_total 1.0" in metrics
         assert "smsfailover_origin_ledger_degraded 1.0" in metrics
-        assert await origin.services.edge_ledger_queue.count() == 1
+        assert await origin.services.edge_ledger_queue.local_window_left()
+        assert await origin.sim_received("before the outage budget") == []
 
 
 async def test_degraded_keys_are_reconciled_and_a_ping_ends_degraded_mode(db_kind: str, tmp_path: Path) -> None:
     async with running_origin(db_kind, tmp_path) as origin:
         ws, key = await _enabled(origin), new_key()
         await origin.edge_link.cut()
+        await origin.wait_for_ledger("local")
         resp = await origin.send(ws, key=key)
         assert resp.json()["ledger"] == "local"
 
@@ -298,6 +305,7 @@ async def test_degraded_keys_are_reconciled_and_a_ping_ends_degraded_mode(db_kin
         assert (record["state"], record["endpoint"]) == ("completed", "origin")
         assert record["message"]["id"] == resp.json()["id"]
         await apoll(lambda: _queue_empty(origin), what="the queue to drain")
+        await origin.wait_for_ledger("edge")  # the next liveness round, once the local window is pushed
         assert (await origin.http.get("/v1/health")).json()["status"] == "ok"
         assert (await origin.send(ws)).json()["ledger"] == "edge"
         assert (await _status(origin, ws))["double_sends_found"] == 0
@@ -315,6 +323,7 @@ async def test_a_double_send_found_by_reconcile_is_counted_whoever_sent_it(tmp_p
     async with running_origin("sqlite", tmp_path) as origin:
         ws, key = await _enabled(origin), new_key()
         await origin.edge_link.cut()
+        await origin.wait_for_ledger("local")
         await origin.send(ws, key=key)
         # meanwhile another attempt (here: another origin process, not the edge) claimed and sent the same key there
         origin.edge.ledger[(ws, key)] = {**_edge_record(ws, key, state="completed"), "endpoint": "origin"}

@@ -35,6 +35,7 @@ async def test_logs_carry_no_token_and_no_message_content(tmp_path: Path, caplog
         marker = "private-words-" + ws
         await origin.enable_failover(ws)
         await origin.edge_link.cut()  # the degraded path logs the most
+        await origin.wait_for_ledger("local")
         resp = await origin.send(ws, content=marker)
         assert resp.status_code == 201
 

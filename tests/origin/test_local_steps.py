@@ -8,7 +8,15 @@ import pytest
 from smsfailover.core.clock import ManualClock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
-from smsfailover.core.ledger import Claimed, IdempotencyLedger, InProgress, LedgerRecord, LedgerState, Replay
+from smsfailover.core.ledger import (
+    Claimed,
+    IdempotencyLedger,
+    InProgress,
+    LedgerMoved,
+    LedgerRecord,
+    LedgerState,
+    Replay,
+)
 from smsfailover.core.messages_api import Conclusion
 from smsfailover.core.sql import SqlLedgerStore, SqlMessageStore
 from smsfailover.express_shim.ledger.local_steps import LocalSendSteps
@@ -107,3 +115,25 @@ async def test_a_failed_begin_is_503_with_nothing_held(database: Database) -> No
     assert await ledger.store.get(WS, "key-1") is None
     assert await messages.get_by_key(WS, "key-1") is None
     assert any("released" in sql for sql in failing.executed)  # a commit whose answer was lost is freed
+
+
+async def test_a_claim_that_commits_after_the_switch_left_off_is_refused_and_asks_again(database: Database) -> None:
+    """The enabling race (rule 4): a send read the switch as off, its claim waited, an enable began meanwhile. Its
+    claim must not commit (the seed pass may already have read the ledger): nothing written, LedgerMoved."""
+    await migrate(database)
+    moved: list[str] = []
+    ledger = IdempotencyLedger(SqlLedgerStore(database), ManualClock(), lease_s=30, mode="local")
+    steps = LocalSendSteps(database, ledger, on_moved=moved.append)
+    await database.execute(
+        "INSERT INTO failover_switch (workspace_id, state, changed_at) VALUES (?, 'enabling', 1)", (WS,)
+    )
+    record = ledger.new_claim(WS, "key-late", "fp", "origin")
+
+    with pytest.raises(LedgerMoved):
+        await steps.begin(record, message_of(record))
+
+    assert await ledger.store.get(WS, "key-late") is None
+    assert await SqlMessageStore(database).get(WS, record.message_id) is None
+    assert moved == [WS]
+    await database.execute("UPDATE failover_switch SET state = 'off' WHERE workspace_id = ?", (WS,))
+    assert await steps.begin(record, message_of(record)) == Claimed(record)

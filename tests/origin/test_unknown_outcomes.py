@@ -121,6 +121,25 @@ async def test_a_call_that_reached_the_provider_is_found_by_a_lookup(origin: Ori
     assert len(await origin.sim_received(content)) == 1
 
 
+async def test_two_unknowns_of_the_same_text_never_take_the_one_provider_record(origin: Origin) -> None:
+    """One of them reached the provider, which lists one message: a match fits both, so neither takes its sid."""
+    ws, content = new_workspace(), "twice the same text " + new_key()
+    first = await _abandoned_send(origin, ws, content, began=True)
+    second = await _abandoned_send(origin, ws, content, began=True)
+    await _provider_has(origin, content)
+
+    async def both_checked() -> bool | None:
+        await origin.services.unknowns.run_once()
+        listing = (await origin.http.get(f"/v1/workspaces/{ws}/unknowns", headers=origin.auth(ws))).json()
+        done = [r for r in listing["data"] if r["resolution"] == "ambiguous"]
+        return True if len(done) == 2 else None
+
+    await apoll(both_checked, timeout_s=10, what="both lookups' marks")
+    for record in (first, second):
+        message = await _by_key(origin, ws, record.key)
+        assert (message["status"], message["provider_message_id"]) == ("unknown", None)
+
+
 async def test_a_call_the_provider_never_saw_stays_unknown_and_says_what_was_checked(origin: Origin) -> None:
     ws, content = new_workspace(), "never arrived " + new_key()
     record = await _abandoned_send(origin, ws, content, began=True)

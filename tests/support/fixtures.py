@@ -10,6 +10,7 @@ PostgreSQL URL). `simulator` (session): a simulator on its own, for tests that n
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,16 @@ import pytest
 from smsfailover.express_shim.devenv import DevSecrets
 from smsfailover.express_shim.processes import (
     ManagedProcess,
+    ProcessSpec,
     edge_spec,
     free_port,
     origin_spec,
+    repo_root,
     simulator_spec,
     vendor_worker_modules,
 )
 
+from tests.support.edge_link import PASS
 from tests.support.servers import launch
 
 
@@ -51,11 +55,21 @@ class Stack:
         self.python_modules = base_dir / "python_modules"
         edge = edge_spec(self.env, edge_port, base_dir / "edge", python_modules=self.python_modules)
         self.edge = launch(edge, self.log_dir, start=False)
-        self.origin = launch(origin_spec(self.env, origin_port, self.db_url), self.log_dir, start=False)
+        # The origin reaches the edge through a link whose weather a test can set (edge_link.py); clients go direct.
+        self.link_state = base_dir / "edge-link-state"
+        self.set_edge_link(PASS)
+        link_port = free_port()
+        self.link = launch(edge_link_spec(link_port, edge_port, self.link_state), self.log_dir, start=False)
+        origin_env = {**self.env, "SMSFAILOVER_EDGE_URL": f"http://127.0.0.1:{link_port}"}
+        self.origin = launch(origin_spec(origin_env, origin_port, self.db_url), self.log_dir, start=False)
 
     @property
     def processes(self) -> tuple[ManagedProcess, ...]:
-        return (self.simulator, self.edge, self.origin)  # start order: what each one calls comes first
+        return (self.simulator, self.edge, self.link, self.origin)  # start order: what each one calls comes first
+
+    def set_edge_link(self, state: str) -> None:
+        """The weather between the origin and the edge: pass, blip or down (edge_link.py); read within 20 ms."""
+        self.link_state.write_text(state)
 
     @property
     def jwt_secret(self) -> str:
@@ -119,6 +133,21 @@ class Stack:
 
     def stop_simulator(self) -> None:
         self.simulator.stop()
+
+
+def edge_link_spec(port: int, upstream_port: int, state_file: Path) -> ProcessSpec:
+    argv = (
+        sys.executable,
+        "-m",
+        "tests.support.edge_link",
+        "--port",
+        "{port}",
+        "--upstream-port",
+        str(upstream_port),
+        "--state-file",
+        str(state_file),
+    )
+    return ProcessSpec("edge-link", argv, port, "/v1/health", cwd=repo_root(), ready_timeout_s=60.0)
 
 
 _shared_stack: Stack | None = None

@@ -46,6 +46,14 @@ def ledger_body(message: Mapping[str, object]) -> dict[str, object]:
     return {name: value for name, value in message.items() if name not in UNKEPT_FIELDS}
 
 
+def is_not_sent(message: Mapping[str, object]) -> bool:
+    """Whether a completion's message settles its claim `failed` with the reason `not_sent`: such a completion applies
+    only while the claim has no call-began mark (LedgerStore.complete), a guard at write time, since a mark may commit
+    between the resolution's read of the claim and its write."""
+    error = message.get("error")
+    return message.get("status") == "failed" and isinstance(error, Mapping) and error.get("code") == "not_sent"
+
+
 class LedgerState(StrEnum):
     CLAIMED = "claimed"
     COMPLETED = "completed"
@@ -96,7 +104,8 @@ class LedgerStore(Protocol):
     async def complete(
         self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
     ) -> None:
-        """Claimed by `message_id` -> COMPLETED with `ledger_body(message)`; any other row is left as it is."""
+        """Claimed by `message_id` -> COMPLETED with `ledger_body(message)`; any other row is left as it is. A
+        `not_sent` message (is_not_sent) completes only a claim without a call-began mark."""
         ...
 
     async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
@@ -112,7 +121,8 @@ class LedgerStore(Protocol):
         """Store another ledger's record of a key here (the edge's answer is final, DESIGN.md rules 1-2).
 
         Written when the key is new here, the row here is RELEASED, or the row is this same attempt (its message
-        id) or the claim named by `replacing`; a COMPLETED row of the same attempt never goes back to CLAIMED.
+        id) or the claim named by `replacing` while its call has not begun (no mark: a claim whose call may have
+        begun is never replaced); a COMPLETED row of the same attempt never goes back to CLAIMED.
         The record's message is kept as `ledger_body` keeps it. True if written."""
         ...
 
@@ -139,10 +149,13 @@ class InMemoryLedgerStore:
         self, workspace_id: str, key: str, message: dict[str, object], now: float, *, message_id: str
     ) -> None:
         current = self._rows.get((workspace_id, key))
-        if current is not None and current.state is LedgerState.CLAIMED and current.message_id == message_id:
-            self._rows[(workspace_id, key)] = replace(
-                current, state=LedgerState.COMPLETED, message=ledger_body(message), updated_at=now
-            )
+        if current is None or current.state is not LedgerState.CLAIMED or current.message_id != message_id:
+            return
+        if is_not_sent(message) and current.call_began_at is not None:
+            return  # the call began (or may have): never settled as not sent
+        self._rows[(workspace_id, key)] = replace(
+            current, state=LedgerState.COMPLETED, message=ledger_body(message), updated_at=now
+        )
 
     async def release(self, workspace_id: str, key: str, now: float, *, message_id: str) -> None:
         current = self._rows.get((workspace_id, key))
@@ -178,8 +191,10 @@ class InMemoryLedgerStore:
 
 def may_adopt(current: LedgerRecord, incoming: LedgerRecord, replacing: str = "") -> bool:
     """The rule of LedgerStore.adopt, for stores that decide in Python (the SQL store says it in SQL)."""
-    if current.state is LedgerState.RELEASED or (replacing and current.message_id == replacing):
+    if current.state is LedgerState.RELEASED:
         return True
+    if replacing and current.message_id == replacing:
+        return current.state is LedgerState.CLAIMED and current.call_began_at is None
     if current.message_id != incoming.message_id:
         return False
     return not (current.state is LedgerState.COMPLETED and incoming.state is not LedgerState.COMPLETED)
@@ -235,6 +250,12 @@ ClaimOutcome = Claimed | Replay | InProgress | Unknown | NotSent | KeyReused
 
 class LedgerUnavailable(Exception):
     """The ledger's store could not be reached or answered nonsense."""
+
+
+class LedgerMoved(Exception):
+    """A standalone claim was refused because the ledger it assumed no longer guards the workspace's keys (the
+    origin's failover switch moved between the setting's read and the claim's commit): nothing was written; ask
+    `ledger_for` again."""
 
 
 class IdempotencyLedger:
@@ -312,6 +333,11 @@ class IdempotencyLedger:
         await self.store.complete(
             claim.workspace_id, claim.key, message, self._clock.time(), message_id=claim.message_id
         )
+
+    async def confirm_not_sent(self, record: LedgerRecord) -> ClaimOutcome:
+        """Before settling `not_sent` a claim of ours that never began: NotSent when this ledger alone decides; a
+        ledger that shares the key with another (the origin's, while the edge may accept sends) asks it first."""
+        return NotSent(record)
 
     def never_began(self, record: LedgerRecord) -> bool:
         """Whether this ledger knows the record's provider call never began: its own send, no mark."""

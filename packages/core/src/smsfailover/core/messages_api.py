@@ -30,10 +30,13 @@ from smsfailover.core.ledger import (
     IdempotencyLedger,
     InProgress,
     KeyReused,
+    LedgerMoved,
     LedgerRecord,
+    LedgerState,
     NotSent,
     Replay,
     Unknown,
+    is_not_sent,
     ledger_body,
 )
 from smsfailover.core.log import log_event
@@ -195,10 +198,14 @@ class MessageApi:
         if self._begin is not None and ledger.standalone:
             record = ledger.new_claim(req.workspace_id, key, fingerprint(req), self.endpoint)
             message = self._new_message(req, key, record, ledger.mode)
-            outcome = await self._begin(record, message)
-            if isinstance(outcome, Claimed):
-                return await self._call_provider(req, ledger, record, message)
-            return await self._answer_existing(outcome, ledger, req.content)
+            try:
+                outcome = await self._begin(record, message)
+            except LedgerMoved:  # the setting changed under this send: nothing was written, claim where it says now
+                ledger = await self._ledger_for(req.workspace_id)
+            else:
+                if isinstance(outcome, Claimed):
+                    return await self._call_provider(req, ledger, record, message)
+                return await self._answer_existing(outcome, ledger, req.content)
         outcome = await ledger.claim(req.workspace_id, key, fingerprint(req), self.endpoint)
         if isinstance(outcome, Claimed):
             return await self._send_claimed(req, key, ledger, outcome.record)
@@ -550,11 +557,24 @@ async def settle_open_claim(
 ) -> dict[str, object]:
     """Close a claim whose send never answered (lease over): `fields` (status, provider id, error: what is now known)
     applied to its row here, if this endpoint has one, and the claim completed with that body, fenced by its
-    message id, so a second resolution of the same claim changes nothing. The message as answered."""
+    message id, so a second resolution of the same claim changes nothing. The message as answered.
+
+    A `not_sent` settlement completes first and touches the row only if that completion applied: the store refuses
+    it once a call-began mark exists (one may have committed since `record` was read), and then the key stays
+    unknown, its row as it is, until the provider's record says what happened."""
     stored = await messages.get_by_key(record.workspace_id, record.key)
     base = stored if stored is not None and stored.get("id") == record.message_id else None
     body = {**(base or bare_message(record)), **fields, "updated_at": rfc3339(now)}
     try:
+        if is_not_sent(body):
+            await ledger.complete(record, ledger_body(body))
+            if not await _completed_not_sent(ledger, record):
+                log_event("ledger.not_sent_refused", level=logging.WARNING, workspace_id=record.workspace_id)
+                current = await messages.get(record.workspace_id, record.message_id)
+                return _public(current if current is not None else bare_message(record))
+            if base is not None:
+                await messages.update(record.workspace_id, record.message_id, fields, now)
+            return _public(body)
         if base is not None:
             await messages.update(record.workspace_id, record.message_id, fields, now)
         await ledger.complete(record, ledger_body(body))
@@ -563,6 +583,19 @@ async def settle_open_claim(
             "ledger.resolve_failed", level=logging.ERROR, workspace_id=record.workspace_id, error=type(exc).__name__
         )
     return _public(body)
+
+
+async def _completed_not_sent(ledger: IdempotencyLedger, record: LedgerRecord) -> bool:
+    """Whether this claim now stands completed as not sent: LedgerStore.complete says nothing of whether it applied,
+    and a completed row of a claim never changes again, so reading it back answers."""
+    current = await ledger.store.get(record.workspace_id, record.key)
+    return (
+        current is not None
+        and current.state is LedgerState.COMPLETED
+        and current.message_id == record.message_id
+        and current.message is not None
+        and is_not_sent(current.message)
+    )
 
 
 async def settle_not_sent(

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from smsfailover.core.ids import parse_rfc3339, rfc3339
-from smsfailover.core.ledger import CALL_BEGAN_UNRECORDED, LedgerRecord, LedgerState, ledger_body
+from smsfailover.core.ledger import CALL_BEGAN_UNRECORDED, LedgerRecord, LedgerState, is_not_sent, ledger_body
 from smsfailover.core.numbers import whole_number
 
 SCHEMA = """
@@ -126,6 +126,9 @@ _COMPLETE = """
 UPDATE idempotency_ledger SET state = 'completed', message = ?, updated_at = ?
 WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed' AND message_id = ?
 """
+# LedgerStore.complete of a `not_sent` message (ledger.is_not_sent): only while no call-began mark exists, checked in
+# the write itself, so a mark committed after the resolution read the claim wins.
+_COMPLETE_NOT_SENT = _COMPLETE.rstrip() + " AND call_began_at IS NULL\n"
 _RELEASE = """
 UPDATE idempotency_ledger SET state = 'released', updated_at = ?
 WHERE workspace_id = ? AND idempotency_key = ? AND state = 'claimed' AND message_id = ?
@@ -146,7 +149,9 @@ ON CONFLICT (workspace_id, idempotency_key) DO UPDATE SET
     call_began_at = CASE WHEN idempotency_ledger.message_id = excluded.message_id
                          THEN COALESCE(idempotency_ledger.call_began_at, excluded.call_began_at)
                          ELSE excluded.call_began_at END
-WHERE idempotency_ledger.state = 'released' OR idempotency_ledger.message_id = ?
+WHERE idempotency_ledger.state = 'released'
+   OR (idempotency_ledger.message_id = ? AND idempotency_ledger.state = 'claimed'
+       AND idempotency_ledger.call_began_at IS NULL)
    OR (idempotency_ledger.message_id = excluded.message_id
        AND NOT (idempotency_ledger.state = 'completed' AND excluded.state <> 'completed'))
 RETURNING idempotency_key
@@ -206,8 +211,10 @@ def get_call(workspace_id: str, key: str) -> Statement:
 
 
 def complete_call(workspace_id: str, key: str, message: Mapping[str, object], now: float, message_id: str) -> Statement:
-    """The record keeps `ledger_body(message)`: never the message content."""
-    return _COMPLETE, [json.dumps(ledger_body(message)), _ms(now), workspace_id, key, message_id]
+    """The record keeps `ledger_body(message)`: never the message content. A `not_sent` completion applies only to a
+    claim without a call-began mark (is_not_sent)."""
+    sql = _COMPLETE_NOT_SENT if is_not_sent(message) else _COMPLETE
+    return sql, [json.dumps(ledger_body(message)), _ms(now), workspace_id, key, message_id]
 
 
 def release_call(workspace_id: str, key: str, now: float, message_id: str) -> Statement:
@@ -280,10 +287,34 @@ _MESSAGE_COLUMNS = (
 )
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM messages)"
 _INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq) VALUES ({', '.join('?' * 17)}, {_NEXT_SEQ})"  # noqa: S608 (a constant)
+
+
+def _status_rank(column: str) -> str:
+    """A status's place in the one direction it moves (express_shim's delivery_status): unknown lowest, then
+    queued < sent < delivered, and failed/undelivered; delivered, failed and undelivered are final."""
+    return (
+        f"CASE {column} WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2"
+        " WHEN 'failed' THEN 3 WHEN 'undelivered' THEN 3 ELSE -1 END"
+    )
+
+
+# Whether the incoming status (and the error that goes with it) may replace the row's: the same, or a step forward
+# out of a status that is not final. So a known status never goes back to unknown, nor delivered back to sent.
+_STATUS_MOVES = (
+    "(excluded.status = messages.status OR (messages.status NOT IN ('delivered', 'failed', 'undelivered')"
+    f" AND {_status_rank('excluded.status')} > {_status_rank('messages.status')}))"
+)
+# The origin's copy of an edge send. Several origin processes sync from one cursor, so a page read earlier may be
+# written last: a row never moves backwards (an older updated_at changes nothing; a status only forward; a known
+# provider sid or latency is never replaced by null). One statement on SQLite and PostgreSQL.
 _UPSERT_MESSAGE = (
-    _INSERT_MESSAGE
-    + " ON CONFLICT (id) DO UPDATE SET status = excluded.status, provider_message_id = excluded.provider_message_id,"
-    " latency_ms = excluded.latency_ms, error = excluded.error, updated_at = excluded.updated_at, seq = excluded.seq"
+    _INSERT_MESSAGE + f" ON CONFLICT (id) DO UPDATE SET status = CASE WHEN {_STATUS_MOVES} THEN excluded.status"
+    " ELSE messages.status END,"
+    f" error = CASE WHEN {_STATUS_MOVES} THEN excluded.error ELSE messages.error END,"
+    " provider_message_id = COALESCE(excluded.provider_message_id, messages.provider_message_id),"
+    " latency_ms = COALESCE(excluded.latency_ms, messages.latency_ms), updated_at = excluded.updated_at,"
+    " seq = excluded.seq"
+    " WHERE excluded.updated_at >= messages.updated_at"
 )
 _INSERT_MESSAGE_IF_CLAIMED = (
     f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq) SELECT {', '.join('?' * 17)}, {_NEXT_SEQ} "  # noqa: S608 (a constant)
@@ -399,7 +430,8 @@ class SqlMessageStore:
         await self._db.execute(_INSERT_MESSAGE, message_to_row(message))
 
     async def upsert(self, message: Mapping[str, Any]) -> None:
-        """Insert, or bring an existing row (same id) up to date: the origin's sync of edge sends."""
+        """Insert, or bring an existing row (same id) forward, never back (_UPSERT_MESSAGE): the origin's sync of
+        edge sends."""
         await self._db.execute(_UPSERT_MESSAGE, message_to_row(message))
 
     async def update(self, workspace_id: str, message_id: str, fields: Mapping[str, Any], now: float) -> None:

@@ -109,6 +109,7 @@ def create_app(
             services = build_services(config, db, clock=clock, poster=poster, edge=edge)
             app.state.services = services
             app.state.message_api = routes_messages.build_message_api(services)
+            await services.edge_ledger_queue.push_crash_window(config.lease_s, services.now_ms())
             tasks = BackgroundTasks(on_error=lambda name: services.metrics.task_errors.labels(name).inc())
             if config.background:
                 tasks.start(services.periodic_tasks())

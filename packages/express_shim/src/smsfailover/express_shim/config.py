@@ -39,6 +39,8 @@ class OriginConfig:
     metrics_public: bool = False
     sqlite_max_pending_writes: int = MAX_PENDING_WRITES  # past it a request's first write is 503 storage_busy
     edge_timeout_s: float = 1.0  # one edge-ledger call: short, since the client gives the whole send 2 s
+    ledger_claim_budget_s: float = 0.4  # a send's edge claim and its retry; then 503 ledger_unavailable (rule 5)
+    ledger_outage_s: float = 7.0  # no ledger round trip anywhere for this long: degraded mode (origin + edge timeout)
     outbox_interval_s: float = 2.0  # retries; a change itself wakes the outbox at once
     sync_interval_s: float = 2.0
     probe_interval_s: float = 5.0
@@ -95,6 +97,8 @@ class OriginConfig:
             messaging_service_sid=env.get("SMSFAILOVER_MESSAGING_SERVICE_SID") or None,
             lease_s=_number(env, "SMSFAILOVER_LEASE_S", 30.0),
             rate_limit=_number(env, "SMSFAILOVER_RATE_LIMIT", 50.0),
+            ledger_claim_budget_s=_number(env, "SMSFAILOVER_LEDGER_CLAIM_BUDGET_S", 0.4),
+            ledger_outage_s=_number(env, "SMSFAILOVER_LEDGER_OUTAGE_S", 7.0),
             status_rate_limit=_number(env, "SMSFAILOVER_STATUS_RATE_LIMIT", 5.0),
             metrics_public=env.get("SMSFAILOVER_METRICS_PUBLIC", "") in {"1", "true", "yes"},
             history_retention_s=_history_retention(env, "SMSFAILOVER_HISTORY_RETENTION_S"),

@@ -157,7 +157,8 @@ class EdgeMessageSync:
         return True
 
     async def _adopt(self, message: dict[str, Any], created_ms: int, in_flight: bool) -> None:
-        """The edge's record of this key, into the origin's ledger (never over the origin's own claim)."""
+        """The edge's record of this key, into the origin's ledger (never over an origin claim whose call may have
+        begun, nor over a record of another attempt that is final here)."""
         if self._ledger is None:
             return
         created = created_ms / 1000
@@ -177,8 +178,20 @@ class EdgeMessageSync:
             message=message if state is LedgerState.COMPLETED else None,
             message_id=str(message["id"]),
         )
-        if not await self._ledger.adopt(record):
+        if not await self._ledger.adopt(record, replacing=await _replaceable(self._ledger, record)):
             log_event("edge_send_beside_origin_record", level=logging.WARNING, workspace_id=record.workspace_id)
+
+
+async def _replaceable(ledger: LedgerStore, record: LedgerRecord) -> str:
+    """The message id of another attempt's claim here that the edge's record replaces: an origin claim whose call
+    never began (no mark; the store checks again as it writes). Truth after a crash: the origin committed its
+    claim and died before its edge claim, and the client's failover sent the key at the edge."""
+    if record.state is LedgerState.RELEASED:
+        return ""
+    here = await ledger.get(record.workspace_id, record.key)
+    if here is None or here.message_id == record.message_id or here.state is not LedgerState.CLAIMED:
+        return ""
+    return here.message_id if here.endpoint == "origin" and here.call_began_at is None else ""
 
 
 def _released_at_edge(message: dict[str, Any]) -> bool:

@@ -53,7 +53,9 @@ def build_message_api(services: OriginServices) -> MessageApi:
             await services.delivery.apply_parked(sid, services.now_ms())  # callbacks faster than our write
 
     # A failover-off send claims and records in one transaction, and settles in one (ledger/local_steps.py).
-    steps = LocalSendSteps(services.db, OriginLedger(services.ledgers.parts, edge_may_accept=False))
+    steps = LocalSendSteps(
+        services.db, OriginLedger(services.ledgers.parts, edge_may_accept=False), on_moved=services.flags.invalidate
+    )
     return MessageApi(
         endpoint="origin",
         ledger_for=services.ledgers.ledger_for,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+from smsfailover.core.auth import require_workspace
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
+from smsfailover.core.message import validate_workspace_id
 from smsfailover.core.numbers import whole_number
 from smsfailover.core.sql import is_valid_cursor
 from smsfailover.express_shim import read_limits
-from smsfailover.express_shim.access import workspace_caller
+from smsfailover.express_shim.access import caller, workspace_caller
 from smsfailover.express_shim.failover_status import workspace_status
 from smsfailover.express_shim.services import OriginServices
 from smsfailover.express_shim.workspace_settings import WorkspaceSettings
@@ -71,10 +73,29 @@ def parse_settings_patch(body: bytes) -> tuple[bool, bool]:
     return value, force
 
 
+def require_operator_to_force(force: bool, *, operator: bool) -> None:
+    """A forced disable drops the workspace to the origin's ledger while the edge may still hold sends the origin has
+    not synced (a residual double-send risk): the operator's call, never a workspace's (DESIGN.md rule 5)."""
+    if force and not operator:
+        raise ApiError(
+            403,
+            "forbidden",
+            "Forcing a disable skips the edge's acknowledgement and risks a double send: it needs an operator. "
+            "Disable without force, and the switch turns off once the edge has acknowledged.",
+            field="force",
+        )
+
+
 async def patch_settings(request: Request) -> Response:
+    """The workspace's own token, or an operator token (who alone may `force`; any workspace, as on the page)."""
     services = _services(request)
-    ws = _workspace(request, services)
+    principal = caller(request, services.config.signing_keys, services.clock)
+    ws = request.path_params["ws"]
+    validate_workspace_id(ws, field="ws")
+    if not principal.is_operator:
+        require_workspace(principal, ws)
     enabled, force = parse_settings_patch(await request.body())
+    require_operator_to_force(force, operator=principal.is_operator)
     settings = await services.set_failover(ws, enabled, force=force)
     return JSONResponse(settings_body(settings))
 

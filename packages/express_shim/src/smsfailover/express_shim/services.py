@@ -24,6 +24,7 @@ from smsfailover.express_shim.edge_sync import EdgeMessageSync
 from smsfailover.express_shim.failover_events import FailoverEvents
 from smsfailover.express_shim.history_retention import purge_history
 from smsfailover.express_shim.ledger.detector import EdgeLedgerDetector
+from smsfailover.express_shim.ledger.liveness import LedgerLiveness
 from smsfailover.express_shim.ledger.origin_ledger import LedgerParts, LedgerSelection
 from smsfailover.express_shim.ledger.queue import EdgeLedgerQueue
 from smsfailover.express_shim.ledger.reconcile import DoubleSends, Reconciler, ReconcileResult
@@ -92,6 +93,7 @@ class OriginServices:
     mirror: MirrorPusher
     sync: EdgeMessageSync
     reconciler: Reconciler
+    liveness: LedgerLiveness
     delivery: DeliveryUpdates
     unknowns: UnknownOutcomes  # unknown outcomes resolved: not sent, a callback, a lookup at the provider
     # each edge ledger shard as the edge's authenticated ping last reported it (docs/scaling.md), for status
@@ -106,7 +108,8 @@ class OriginServices:
 
     @property
     def degraded(self) -> bool:
-        """Sending on the local ledger alone: the edge ledger is definitely unreachable (DESIGN.md rule 5)."""
+        """Sending on the local ledger alone: no origin process has reached the edge ledger for the failover budget
+        (DESIGN.md rule 5; ledger/liveness.py)."""
         return self.ledgers.detector.unreachable
 
     def problems(self) -> list[str]:
@@ -167,7 +170,9 @@ class OriginServices:
         self.edge_shards_checked_at = self.clock.time()
 
     async def reconcile(self) -> None:
-        """The edge ledger's queue and degraded mode's end (an authenticated ping, never /v1/health)."""
+        """Degraded mode's start and end (liveness.py: an authenticated ping, never /v1/health), then the edge
+        ledger's queue."""
+        await self.liveness.run_once()
         await self.reconciler.run_once()
         self.metrics.edge_ledger_queue.set(await self.edge_ledger_queue.count())
 
@@ -221,7 +226,7 @@ def build_services(
     def on_edge_change(reachable: bool) -> None:
         metrics.ledger_degraded.set(0 if reachable else 1)
 
-    detector = EdgeLedgerDetector(clock, on_change=on_edge_change)
+    detector = EdgeLedgerDetector(clock, budget_s=config.ledger_outage_s, on_change=on_edge_change)
     parts = LedgerParts(
         local=local_ledger,
         edge=edge_ledger,
@@ -231,6 +236,7 @@ def build_services(
         lease_s=config.lease_s,
         on_degraded_claim=metrics.ledger_local_claims.inc,
         on_unavailable=lambda kind: metrics.ledger_unavailable.labels(kind).inc(),
+        claim_budget_s=config.ledger_claim_budget_s,
     )
     ledgers = LedgerSelection(parts, flags.edge_may_accept)
     double_sends = DoubleSends(db, on_found=metrics.double_sends.inc)
@@ -295,6 +301,7 @@ def build_services(
         probes=HealthProbes({"origin": db_ping, "edge": edge.health}, clock.time),
         mirror=MirrorPusher(SettingsOutbox(db), edge),
         sync=sync,
+        liveness=LedgerLiveness(db, edge_ledger, detector, queue, clock),
         reconciler=Reconciler(
             queue=queue,
             local=local_ledger,

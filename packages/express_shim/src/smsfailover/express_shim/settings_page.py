@@ -6,7 +6,8 @@
     POST /settings/advanced/sms-failover/toggle                the switch without JavaScript (form: enabled, ...)
     GET  /settings/advanced/sms-failover/live?workspace=WS     JSON the page's script polls: status (its probes no
                                                                older than a second), chart and failover events
-    PUT  /settings/advanced/sms-failover/settings?workspace=WS JSON {"sms_failover_enabled": bool}, X-CSRF-Token
+    PUT  /settings/advanced/sms-failover/settings?workspace=WS JSON {"sms_failover_enabled": bool}, X-CSRF-Token;
+                                                               "force": true (a disable at once) for an operator only
     POST /settings/advanced/sms-failover/breaker?workspace=WS  the shared breaker's Reset / Isolate (form: action);
                                                                an operator's session only: it acts on every tenant
     POST /settings/advanced/sms-failover/unknowns/mark-failed?workspace=WS
@@ -29,7 +30,7 @@ from smsfailover.express_shim.failover_events import EVENTS_SHOWN
 from smsfailover.express_shim.failover_status import workspace_status
 from smsfailover.express_shim.latency_chart import latency_chart
 from smsfailover.express_shim.page_sessions import PageSession
-from smsfailover.express_shim.routes_workspace import parse_settings_patch, settings_body
+from smsfailover.express_shim.routes_workspace import parse_settings_patch, require_operator_to_force, settings_body
 from smsfailover.express_shim.services import OriginServices
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -302,11 +303,6 @@ async def _api_session(request: Request) -> tuple[str, PageSession]:
     return workspace, session
 
 
-async def _api_workspace(request: Request) -> str:
-    """The signed-in workspace for the JSON routes, in the contract's error envelope otherwise."""
-    return (await _api_session(request))[0]
-
-
 async def live(request: Request) -> Response:
     ws, session = await _api_session(request)
     services = _services(request)
@@ -334,8 +330,9 @@ async def live(request: Request) -> Response:
 
 async def put_settings(request: Request) -> Response:
     page_auth.check_write(request, _services(request), request.headers.get(page_auth.CSRF_HEADER))
-    ws = await _api_workspace(request)
+    ws, session = await _api_session(request)
     enabled, force = parse_settings_patch(await request.body())
+    require_operator_to_force(force, operator=session.is_operator)
     settings = await _services(request).set_failover(ws, enabled, force=force)
     return JSONResponse(settings_body(settings), headers={"Cache-Control": "no-store"})
 

@@ -3,7 +3,9 @@
 Each round (a periodic task) takes the origin's own claims whose lease has passed, and its sends completed as
 unknown (the provider did not confirm them), oldest first, bounded:
 
-    no call-began mark    failed, reason not_sent: final for the key (the call can no longer begin)
+    no call-began mark    failed, reason not_sent: final for the key (the call can no longer begin), once the
+                          ledger confirms it (ledger.confirm_not_sent: the edge is asked while it may accept
+                          sends; another attempt's record there takes the claim's place; no answer: later)
     a mark                the provider's record decides: a callback to the message's own URL (resolve_by_callback),
                           or a lookup in the provider's Messages list once the lease has passed:
                             one match     the message takes its status and sid
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from smsfailover.core.clock import Clock
 from smsfailover.core.errors import ApiError
 from smsfailover.core.ids import rfc3339
-from smsfailover.core.ledger import IdempotencyLedger, LedgerRecord, LedgerState, ledger_body
+from smsfailover.core.ledger import IdempotencyLedger, LedgerRecord, LedgerState, NotSent, ledger_body
 from smsfailover.core.log import log_event
 from smsfailover.core.messages_api import settle_not_sent, settle_open_claim
 from smsfailover.core.provider import TwilioProvider
@@ -74,6 +76,14 @@ SELECT l.* FROM messages m JOIN idempotency_ledger l
 WHERE m.status = 'unknown' AND m.endpoint = 'origin' AND m.created_at < ? AND m.created_at > ?
   AND l.state = 'completed'
 ORDER BY m.created_at LIMIT ?
+"""
+# Another unknown send of the same text to the same number around the same time: a provider record that matches one
+# matches both, so neither takes it (a wrong sid would be worse than an unknown).
+_OPEN_TWINS = """
+SELECT id FROM messages
+WHERE to_number = ? AND content = ? AND status = 'unknown' AND id <> ?
+  AND created_at >= ? AND created_at <= ?
+LIMIT 1
 """
 _AMEND = """
 UPDATE idempotency_ledger SET message = ?, updated_at = ?
@@ -148,10 +158,7 @@ class UnknownOutcomes:
     async def _settle(self, record: LedgerRecord, now: float) -> str:
         ledger = await self._ledger_for(record.workspace_id)
         if ledger.never_began(record):
-            await settle_not_sent(ledger, self._messages, record, now)
-            await self._note(record, "not_sent", "the provider call never began", now)
-            log_event("unknowns.not_sent", workspace_id=record.workspace_id)
-            return "not_sent"
+            return await self._settle_never_began(ledger, record, now)
         if not await self._lookup_due(record, now):
             return "still_unknown"
         result = await self._look_up(record)
@@ -166,6 +173,20 @@ class UnknownOutcomes:
         log_event("unknowns.checked", level=logging.INFO, workspace_id=record.workspace_id, result=kind)
         return "still_unknown"
 
+    async def _settle_never_began(self, ledger: IdempotencyLedger, record: LedgerRecord, now: float) -> str:
+        """not_sent once the ledger confirms it (the edge is asked while it may accept sends for the workspace:
+        truth after a crash); another attempt's record found there has taken the claim's place; no answer: later."""
+        outcome = await ledger.confirm_not_sent(record)
+        if isinstance(outcome, NotSent):
+            await settle_not_sent(ledger, self._messages, record, now)
+            await self._note(record, "not_sent", "the provider call never began", now)
+            log_event("unknowns.not_sent", workspace_id=record.workspace_id)
+            return "not_sent"
+        if outcome.record.message_id == record.message_id:
+            return "still_unknown"  # the edge ledger could not be asked: the key stays unknown until it can
+        log_event("unknowns.taken_by_other_attempt", workspace_id=record.workspace_id, by=outcome.record.endpoint)
+        return "found"
+
     async def _lookup_due(self, record: LedgerRecord, now: float) -> bool:
         if now > max(record.lease_expires_at, record.updated_at) + LOOKUP_FOR_S:
             return False
@@ -177,6 +198,18 @@ class UnknownOutcomes:
         if message is None:  # no row to say what was sent: nothing to match on
             return None
         began = record.call_began_at if record.call_began_at and record.call_began_at > 0 else record.created_at
+        twins = await self._db.fetch(
+            _OPEN_TWINS,
+            (
+                str(message["to"]),
+                message.get("content"),
+                record.message_id,
+                _ms(record.created_at - self._lease_s),
+                _ms(record.lease_expires_at + self._lease_s),
+            ),
+        )
+        if twins:  # another unknown send of the same text to the same number: one provider record fits both
+            return LookupResult(Ambiguous(()), self._clock.time())
         known = await self._db.fetch(
             "SELECT provider_message_id FROM messages WHERE to_number = ? AND provider_message_id IS NOT NULL "
             "AND created_at >= ? AND created_at <= ?",

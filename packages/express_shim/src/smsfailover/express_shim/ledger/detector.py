@@ -1,13 +1,18 @@
-"""When the edge ledger is "definitely unreachable" (DESIGN.md, "Ledger authority" rule 5), and when that ends.
+"""When the origin's sends go on its local ledger alone (degraded mode), and when that ends (DESIGN.md, "Ledger
+authority" rule 5, revised).
 
-    reachable ──(`failures` connection-level failures within `window_s`, no success between)──▶ unreachable
-    unreachable ──(an authenticated ledger round trip succeeds: a ping, a claim, a reconcile)──▶ reachable
+    edge ──(no origin process completed an authenticated ledger round trip for longer than `budget_s`)──▶ local
+    local ──(a round trip succeeded again, and every key of the local window was pushed to the edge)──▶ edge
 
-Only failures after which the edge cannot have seen the request count (EdgeUnavailable.kind "unreachable":
-refused, reset before the request was written, connect timeout, DNS or TLS). A read timeout, a 5xx, a lookup or
-a wait for a pooled connection never counts, so slowness never moves a workspace's keys to the local ledger.
-A 401/403 is a configuration fault: it is kept here for status and logs, and never makes the edge "unreachable".
-One failed request counts once, however many operations shared it (batcher.py hands each the same exception).
+A request never moves the state: a request whose edge claim fails answers 503 `ledger_unavailable` and its key
+waits for the edge (origin_ledger.py). Only the liveness round (liveness.py), which runs apart from requests, decides,
+from the last round trip that *any* origin process completed: each process shares its own through the database, so a
+short blip, a slow shard or one sick process never sends a workspace's keys to the local ledger. Every kind of
+failure counts the same (refused, timeouts, resets, 5xx, the edge's typed "store unavailable"): a real edge or D1
+outage answers 5xx and times out, it does not refuse connections.
+
+A 401/403 from the edge ledger is a configuration fault: kept here for status, page and logs (loud), and it counts
+as no round trip like any other failure.
 """
 
 from __future__ import annotations
@@ -21,14 +26,18 @@ from smsfailover.core.log import log_event
 from smsfailover.express_shim.edge_client import AUTH, EdgeUnavailable
 
 REACHABLE, UNREACHABLE = "reachable", "unreachable"
+NOT_ANSWERING = "not_answering"  # this process's last edge-ledger call failed; sends answer 503 and fail over
+DEFAULT_BUDGET_S = 7.0  # the client's origin timeout + edge timeout (2 s + 5 s)
 
 
 @dataclass(frozen=True, slots=True)
 class DetectorSnapshot:
     state: str
     since: float | None  # epoch seconds of the last change; None before any
-    reason: str | None
+    reason: str | None  # why the state is what it is (the last failure while degraded)
     config_fault: str | None  # the last 401/403 from the edge ledger, until a round trip succeeds
+    last_round_trip: float | None = None  # the freshest round trip of any origin process (epoch seconds)
+    answering: bool = True  # this process's last edge-ledger call succeeded
 
 
 class EdgeLedgerDetector:
@@ -36,15 +45,17 @@ class EdgeLedgerDetector:
         self,
         clock: Clock,
         *,
-        failures: int = 3,
-        window_s: float = 5.0,
+        budget_s: float = DEFAULT_BUDGET_S,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self._clock = clock
-        self._failures = failures
-        self._window_s = window_s
+        self.budget_s = budget_s
         self._on_change = on_change
-        self._recent: list[tuple[float, object]] = []  # definite failures since the last success: (time, what)
+        self._started = clock.time()  # a process that never reached the edge has waited since it started
+        self._last_ok: float | None = None  # this process's last authenticated round trip (epoch seconds)
+        self._shared_ok: float | None = None  # the fleet's, as last read from the database
+        self._answering = True
+        self._last_failure: str | None = None
         self._unreachable = False
         self._since: float | None = None
         self._reason: str | None = None
@@ -52,24 +63,23 @@ class EdgeLedgerDetector:
 
     @property
     def unreachable(self) -> bool:
+        """Degraded mode: sends of workspaces the edge guards go on the local ledger alone."""
         return self._unreachable
 
-    def definite_failure(self, reason: str, cause: object) -> bool:
-        """A connection-level failure (`cause`: the failed request's exception, counted once); True if the edge
-        ledger is now (or already was) unreachable."""
-        now = self._clock.monotonic()
-        if any(seen is cause for _, seen in self._recent):
-            return self._unreachable
-        self._recent = [(t, seen) for t, seen in self._recent if now - t < self._window_s] + [(now, cause)]
-        if not self._unreachable and len(self._recent) >= self._failures:
-            self._change(True, reason)
-        return self._unreachable
+    @property
+    def last_ok(self) -> float | None:
+        return self._last_ok
+
+    @property
+    def answering(self) -> bool:
+        """Whether this process's last edge-ledger call succeeded (a hint for reads; never decides a send)."""
+        return self._answering
 
     def failed(self, exc: EdgeUnavailable) -> None:
-        """Any failed edge-ledger call: only its kind decides whether it counts."""
-        if exc.definitely_unreachable:
-            self.definite_failure(exc.reason, exc)
-        elif exc.kind == AUTH:
+        """Any failed edge-ledger call: remembered for status; it moves nothing by itself."""
+        self._answering = False
+        self._last_failure = exc.reason
+        if exc.kind == AUTH:
             self.config_fault(exc.reason)
 
     def config_fault(self, reason: str) -> None:
@@ -79,19 +89,38 @@ class EdgeLedgerDetector:
 
     def success(self) -> None:
         """An authenticated round trip to the edge ledger answered."""
-        self._recent.clear()
+        self._last_ok = self._clock.time()
+        self._answering = True
         self._config_fault = None
+
+    def silent_for(self, shared_ok: float | None) -> float:
+        """Seconds since any origin process (`shared_ok`, from the database) or this one last reached the edge
+        ledger, counted from this process's start at most."""
+        self._shared_ok = max(x for x in (shared_ok, self._last_ok, self._started) if x is not None)
+        return self._clock.time() - self._shared_ok
+
+    def outage(self, shared_ok: float | None) -> bool:
+        """Rule 5's sustained outage: no round trip anywhere for longer than the failover budget."""
+        return self.silent_for(shared_ok) > self.budget_s
+
+    def enter(self) -> None:
+        if not self._unreachable:
+            self._change(True, self._last_failure or "no ledger round trip")
+
+    def leave(self) -> None:
         if self._unreachable:
             self._change(False, None)
 
     def snapshot(self) -> DetectorSnapshot:
-        state = UNREACHABLE if self._unreachable else REACHABLE
-        return DetectorSnapshot(state, self._since, self._reason, self._config_fault)
+        state = UNREACHABLE if self._unreachable else REACHABLE if self._answering else NOT_ANSWERING
+        return DetectorSnapshot(
+            state, self._since, self._reason, self._config_fault, self._shared_ok or self._last_ok, self._answering
+        )
 
     def _change(self, unreachable: bool, reason: str | None) -> None:
         self._unreachable, self._reason, self._since = unreachable, reason, self._clock.time()
         if unreachable:
-            log_event("edge_ledger_unreachable", level=logging.WARNING, reason=reason)
+            log_event("edge_ledger_unreachable", level=logging.WARNING, reason=reason, budget_s=self.budget_s)
         else:
             log_event("edge_ledger_reachable_again")
         if self._on_change is not None:

@@ -11,23 +11,46 @@ waits for: two fewer per send, and two fewer commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from smsfailover.core.ledger import (
     Claimed,
     ClaimOutcome,
     IdempotencyLedger,
+    LedgerMoved,
     LedgerRecord,
     LedgerState,
     LedgerUnavailable,
 )
 from smsfailover.core.messages_api import Conclusion, abandon_claim
-from smsfailover.core.sql import claim_call, conclusion_calls, message_insert_if_claimed_call
+from smsfailover.core.sql import (
+    Statement,
+    claim_params,
+    claim_statement,
+    conclusion_calls,
+    message_insert_if_claimed_call,
+)
 from smsfailover.express_shim.storage.base import Database, StorageBusy
+
+# core's claim, taken only while the workspace's failover switch is off, checked in the claim's own statement: a send
+# that read "off" and whose claim then waited (SQLite's write queue, a PostgreSQL pool) must not commit after an
+# enable's seed pass has read the ledger (DESIGN.md rule 4), or the edge would never hear of its key.
+_CLAIM_WHILE_OFF = claim_statement(
+    "SELECT ?, ?, ?, 'claimed', ?, ?, ?, ?, ?, NULL\n"
+    "WHERE NOT EXISTS (SELECT 1 FROM failover_switch WHERE workspace_id = ? AND state <> 'off')"
+)
+_SWITCH_STATE = "SELECT state FROM failover_switch WHERE workspace_id = ?"
+
+
+def claim_while_off_call(record: LedgerRecord) -> Statement:
+    return _CLAIM_WHILE_OFF, [*claim_params(record), record.workspace_id]
 
 
 class LocalSendSteps:
-    def __init__(self, db: Database, ledger: IdempotencyLedger) -> None:
+    def __init__(self, db: Database, ledger: IdempotencyLedger, on_moved: Callable[[str], None] | None = None) -> None:
         self._db = db
         self._ledger = ledger  # the origin's own ledger on the same database: reads and judges a key held elsewhere
+        self._on_moved = on_moved  # the workspace's switch moved: forget its cached state
 
     async def begin(self, record: LedgerRecord, message: dict[str, object]) -> ClaimOutcome:
         for _ in range(2):  # a second round only if the key's holder let it go between our claim and our read
@@ -36,7 +59,16 @@ class LocalSendSteps:
             held = await self._ledger.store.get(record.workspace_id, record.key)
             if held is not None and held.state is not LedgerState.RELEASED:
                 return self._ledger.judge(held, record.fingerprint)
+            if await self._switch_moved(record.workspace_id):
+                raise LedgerMoved(record.workspace_id)
         raise LedgerUnavailable("the ledger neither took the claim nor showed the row holding the key")
+
+    async def _switch_moved(self, workspace_id: str) -> bool:
+        rows = await self._db.fetch(_SWITCH_STATE, (workspace_id,))
+        moved = bool(rows) and str(rows[0]["state"]) != "off"
+        if moved and self._on_moved is not None:
+            self._on_moved(workspace_id)
+        return moved
 
     async def settle(self, conclusion: Conclusion) -> None:
         claim = conclusion.claim
@@ -46,7 +78,7 @@ class LocalSendSteps:
         """One transaction; True if the claim was taken (the row is inserted only while our claim holds the key)."""
         try:
             _claim, rows = await self._db.transaction(
-                [claim_call(record), message_insert_if_claimed_call(message, record)]
+                [claim_while_off_call(record), message_insert_if_claimed_call(message, record)]
             )
         except StorageBusy:  # refused before anything was queued: there is no claim to free, only the answer
             raise

@@ -1,8 +1,9 @@
 """Drains the edge ledger queue into the edge, and ends degraded mode (DESIGN.md rules 5 and 6).
 
-Each round: while the detector holds the edge unreachable, one authenticated ping (a success ends degraded mode;
-`/v1/health` never does). Then the queue, oldest first: fenced releases, then the origin's records to merge. A
-record still in flight here waits for a later round. Every double send the edge reports (a key another attempt
+Each round, the queue (shared by every origin process through the database), oldest first: fenced releases at the
+edge, then the origin's records to merge. A record still in flight here waits for a later round. An edge that does
+not answer leaves the queue as it is for the next round; degraded mode ends (liveness.py) only once the pushes of
+the local window are gone from the queue. Every double send the edge reports (a key another attempt
 also claimed there and did not release) is stored per workspace, counted on /metrics and logged: never dropped.
 """
 
@@ -18,7 +19,7 @@ from smsfailover.core.log import log_event
 from smsfailover.express_shim.edge_client import EdgeUnavailable
 from smsfailover.express_shim.ledger.detector import EdgeLedgerDetector
 from smsfailover.express_shim.ledger.queue import RELEASE, EdgeLedgerQueue, QueuedOp
-from smsfailover.express_shim.ledger.remote_store import EdgeLedger
+from smsfailover.express_shim.ledger.remote_store import EdgeLedger, ReconcileAnswer
 from smsfailover.express_shim.storage.base import Database
 
 BATCH = 100  # records per reconcile call (the edge takes up to 500; each costs a few D1 statements)
@@ -86,19 +87,22 @@ class Reconciler:
         self._on_result = on_result
 
     async def run_once(self) -> ReconcileResult | None:
-        if self._detector.unreachable and not await self._ping():
-            return None
         ops = await self._queue.due(BATCH)
         if not ops:
             return None
         try:
             released, pushed, settled = await self._drain(ops)
-            merged, duplicates = await self._edge.reconcile(pushed) if pushed else (0, [])
+            answer = await self._edge.reconcile(pushed) if pushed else ReconcileAnswer(0, [], [], [])
         except EdgeUnavailable as exc:
             self._detector.failed(exc)
             return None
         self._detector.success()
-        await self._queue.remove(settled)
+        retry = set(answer.failed)  # a shard that did not answer: those keys stay queued for the next round
+        await self._queue.remove([op for op in settled if (op.workspace_id, op.key) not in retry])
+        for record in answer.kept:
+            await self._adopt_kept(record)
+        duplicates = answer.duplicates
+        merged = answer.merged
         await self._double_sends.add(duplicates, int(self._clock.time() * 1000))
         result = ReconcileResult(released, len(pushed), merged, tuple(duplicates))
         log_event("ledger_reconciled", released=released, sent=len(pushed), merged=merged, duplicates=len(duplicates))
@@ -112,7 +116,7 @@ class Reconciler:
         released, records, settled = 0, [], []
         for op in ops:
             if op.op == RELEASE:
-                await self._release_everywhere(op, now)
+                await self._release_at_edge(op, now)
                 released += 1
                 settled.append(op)
                 continue
@@ -122,7 +126,7 @@ class Reconciler:
             elif record.message_id != op.message_id or record.state is LedgerState.RELEASED:
                 # this attempt was released (and the key maybe taken by another since): the edge frees it too,
                 # since a switch seed may have left it there as a claim
-                await self._release_everywhere(op, now)
+                await self._release_at_edge(op, now)
                 settled.append(op)
             elif record.state is LedgerState.CLAIMED and not record.is_expired(now):
                 continue  # still in flight here; its outcome goes in a later round
@@ -131,15 +135,16 @@ class Reconciler:
                 settled.append(op)
         return released, records, settled
 
-    async def _release_everywhere(self, op: QueuedOp, now: float) -> None:
-        await self._edge.release(op.workspace_id, op.key, op.message_id, now)
-        await self._local.release(op.workspace_id, op.key, now, message_id=op.message_id)
+    async def _adopt_kept(self, record: LedgerRecord) -> None:
+        """The edge kept another attempt's record of a key: it replaces an origin claim here whose call never began
+        (truth after a crash: it was never sent by us); the store refuses anything else (a double send, counted)."""
+        here = await self._local.get(record.workspace_id, record.key)
+        if here is None or here.message_id == record.message_id:
+            return
+        if here.state is LedgerState.CLAIMED and here.endpoint == "origin" and here.call_began_at is None:
+            await self._local.adopt(record, replacing=here.message_id)
 
-    async def _ping(self) -> bool:
-        try:
-            await self._edge.ping()
-        except EdgeUnavailable as exc:
-            self._detector.failed(exc)
-            return False
-        self._detector.success()
-        return True
+    async def _release_at_edge(self, op: QueuedOp, now: float) -> None:
+        """Fenced by the attempt's message id; never here: a key whose edge claim got no answer keeps its claim
+        here, so it is never sent on the local ledger (rule 5)."""
+        await self._edge.release(op.workspace_id, op.key, op.message_id, now)

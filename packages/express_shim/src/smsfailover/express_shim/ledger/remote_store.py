@@ -7,6 +7,7 @@ Every failure is EdgeUnavailable with its kind (edge_client.py); what a kind mea
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from smsfailover.core.ledger import LedgerRecord, LedgerState
@@ -31,6 +32,19 @@ def record_from_json(data: Mapping[str, Any]) -> LedgerRecord:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise EdgeUnavailable(f"the edge answered a malformed ledger record ({type(exc).__name__})", ERROR) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileAnswer:
+    merged: int
+    duplicates: list[tuple[str, str]]  # keys two attempts may both have sent: double sends
+    failed: list[tuple[str, str]]  # keys whose shard did not answer: nothing merged, pushed again later
+    kept: list[LedgerRecord]  # another attempt's record the edge kept in place of a pushed one
+
+
+def _keys(answer: Mapping[str, Any], name: str) -> list[tuple[str, str]]:
+    found = answer.get(name) or []
+    return [(str(d.get("workspace_id")), str(d.get("key"))) for d in found if isinstance(d, dict)]
 
 
 class EdgeLedger:
@@ -70,12 +84,13 @@ class EdgeLedger:
         op = {"op": "release", "workspace_id": workspace_id, "key": key, "message_id": message_id, "now": now}
         await self._batcher.submit(op)
 
-    async def reconcile(self, records: list[LedgerRecord]) -> tuple[int, list[tuple[str, str]]]:
-        """(merged, double sends as (workspace, key)) for the origin's records (DESIGN.md rule 6)."""
+    async def reconcile(self, records: list[LedgerRecord]) -> ReconcileAnswer:
+        """What the edge made of the origin's records (DESIGN.md rule 6)."""
         answer = await self._edge.ledger_reconcile([r.to_json() for r in records])
-        found = answer.get("duplicates") or []
-        duplicates = [(str(d.get("workspace_id")), str(d.get("key"))) for d in found if isinstance(d, dict)]
-        return int(answer.get("merged") or 0), duplicates
+        kept = [record_from_json(r) for r in answer.get("kept") or [] if isinstance(r, dict)]
+        return ReconcileAnswer(
+            int(answer.get("merged") or 0), _keys(answer, "duplicates"), _keys(answer, "failed"), kept
+        )
 
     async def ping(self) -> list[dict[str, Any]]:
         """Every shard's state as the edge reports it (`ok` each); EdgeUnavailable when the edge gives no answer."""

@@ -173,8 +173,10 @@ class FailoverSwitch:
                 await self._queue.add(record, PUSH, "seed_in_flight", self._now_ms())
             seeded.append(record)
         if seeded:
-            _, duplicates = await self._edge.reconcile(seeded)
-            await self._double_sends.add(duplicates, self._now_ms())
+            answer = await self._edge.reconcile(seeded)
+            await self._double_sends.add(answer.duplicates, self._now_ms())
+            if answer.failed:  # a shard did not answer: the seed pass is not done, the next round repeats it
+                raise EdgeUnavailable(f"reconcile: {len(answer.failed)} records of the seed were not merged")
 
     async def _outbox_pending(self, workspace_id: str) -> bool:
         rows = await self._db.fetch(

@@ -116,7 +116,9 @@
 
   function renderLedger(ledger, doubleSends) {
     setField(live, "edge_ledger", ledger.state + (ledger.config_fault ? " (refused our credentials)" : ""));
-    const badge = setField(live, "edge_ledger_badge", ledger.state === "reachable" && !ledger.config_fault ? "Reachable" : "Unreachable");
+    const labels = { reachable: "Reachable", not_answering: "Not answering", unreachable: "Unreachable: local ledger" };
+    const label = ledger.config_fault ? "Refusing our credentials" : labels[ledger.state] || ledger.state;
+    const badge = setField(live, "edge_ledger_badge", label);
     if (badge) badge.className = "state state-" + (ledger.state === "reachable" && !ledger.config_fault ? "up" : "down");
     setField(live, "edge_ledger_since", ledger.since || "none since start");
     setField(live, "edge_ledger_shards", shardsText(ledger));
@@ -154,6 +156,8 @@
     setField(live, "unknown_15m", String(status.unknown_15m));
     setField(live, "ledger", status.ledger + (status.degraded ? " (degraded)" : ""));
     setField(live, "failover_state", status.failover_state);
+    const passing = { enabling: "Enabling…", disabling: "Disabling…" }[status.failover_state];
+    if (passing && pill && button.getAttribute("aria-busy") !== "true") pill.textContent = passing;
     renderLedger(status.edge_ledger, status.double_sends_found);
     renderBreaker(status.breaker);
     lastEvents = swap(events, body.events_html, lastEvents);

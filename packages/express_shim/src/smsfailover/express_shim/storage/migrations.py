@@ -148,6 +148,12 @@ def _unknown_outcomes() -> str:
     return CALL_BEGAN_UPGRADE + ";\n" + CHECKS_TABLE
 
 
+def _ledger_liveness() -> str:
+    from smsfailover.express_shim.ledger.liveness import LIVENESS_TABLE
+
+    return LIVENESS_TABLE
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -164,6 +170,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         8, "failover events: edge sends and the reasons their routers gave (failover_events.py)", _failover_events
     ),
+    Migration(9, "the last edge ledger round trip of any origin process (ledger/liveness.py)", _ledger_liveness),
 )
 
 _BOOKKEEPING = """
