@@ -2,8 +2,8 @@
 a test sets by writing one word to a file (read every 20 ms), so it behaves the same whatever the test process does.
 
     pass    forward every connection
-    blip    a few lost SYNs and resets: connections open now are reset; new ones are accepted and held without a
-            byte forwarded either way until the blip ends, then reset (the caller sees a connect or read timeout)
+    blip    a few lost SYNs and resets: connections open now are reset, and new connects time out (the port is
+            held by a listener whose accept queue is full, so the kernel drops their SYNs)
     down    an edge outage as Cloudflare answers it: every request gets `503` without reaching the edge
 
 Run: python -m tests.support.edge_link --port P --upstream-port U --state-file F
@@ -28,34 +28,44 @@ _DOWN_ANSWER = (
 
 
 class EdgeLink:
-    def __init__(self, upstream_port: int, state_file: Path) -> None:
+    def __init__(self, port: int, upstream_port: int, state_file: Path) -> None:
+        self._port = port
         self._upstream_port = upstream_port
         self._state_file = state_file
         self.state = PASS
         self._open: set[asyncio.StreamWriter] = set()
-        self._changed = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._syn_drop: list[socket.socket] = []  # the full listener of a blip and the connections filling it
 
-    async def watch(self) -> None:
+    async def run(self) -> None:
+        self._server = await asyncio.start_server(self.serve, "127.0.0.1", self._port)
         while True:
             try:
                 state = self._state_file.read_text().strip() or PASS
             except OSError:
                 state = PASS
             if state != self.state:
-                self.state = state
-                if state != PASS:
-                    for writer in list(self._open):
-                        _reset(writer)
-                self._changed.set()
-                self._changed = asyncio.Event()
+                await self._change(state)
             await asyncio.sleep(0.02)
 
+    async def _change(self, state: str) -> None:
+        if state != PASS:
+            for writer in list(self._open):
+                _reset(writer)
+        if state == BLIP:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+                self._server = None
+            self._syn_drop = _full_listener(self._port)
+        elif self.state == BLIP:
+            for sock in self._syn_drop:
+                sock.close()
+            self._syn_drop = []
+            self._server = await asyncio.start_server(self.serve, "127.0.0.1", self._port)
+        self.state = state
+
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.state == BLIP:
-            while self.state == BLIP:
-                await self._changed.wait()
-            _reset(writer)
-            return
         if self.state == DOWN:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
@@ -94,11 +104,24 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
+def _full_listener(port: int) -> list[socket.socket]:
+    """A listener on `port` that never accepts, its accept queue filled: the kernel drops further SYNs."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(0)
+    held = [listener]
+    for _ in range(2):  # a backlog of 0 still queues one connection (and Linux one more): fill it
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        held.append(filler)
+    return held
+
+
 async def main(port: int, upstream_port: int, state_file: Path) -> None:
-    link = EdgeLink(upstream_port, state_file)
-    server = await asyncio.start_server(link.serve, "127.0.0.1", port)
-    async with server:
-        await asyncio.gather(server.serve_forever(), link.watch())
+    await EdgeLink(port, upstream_port, state_file).run()
 
 
 if __name__ == "__main__":
