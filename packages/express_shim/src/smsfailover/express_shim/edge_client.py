@@ -4,7 +4,7 @@ Every call carries a service token minted from the shared secret. Anything but a
 with a `kind` that says what is known about the request (DESIGN.md, "Ledger authority" rule 5):
 
     unreachable   the edge definitely never got the request: connection refused or reset before the request was
-                  written, connect timeout, DNS or TLS failure. Only this kind feeds the ledger's failure detector.
+                  written, connect timeout, DNS or TLS failure (a claim retries it once within its budget)
     no_answer     the request may have reached the edge: read timeout, connection lost after writing, a wait for
                   a pooled connection that ran out (our own congestion, not the edge's absence)
     auth          401/403: a configuration fault (secrets differ), loud, never "unreachable"
@@ -40,7 +40,7 @@ class EdgeUnavailable(Exception):
 
 
 def _timeout(total_s: float) -> httpx2.Timeout:
-    # A short connect phase: a refused or silent connect is the detector's evidence, and it is retried.
+    # A short connect phase: a silent connect is given up early (a claim's budget is shorter still).
     return httpx2.Timeout(total_s, connect=min(total_s, 0.5))
 
 

@@ -37,7 +37,7 @@ class OriginMetrics:
         )
         self.ledger_degraded = Gauge(
             "smsfailover_origin_ledger_degraded",
-            "1 while the edge ledger is definitely unreachable (its failure detector) and sends use the local ledger",
+            "1 while no origin process has reached the edge ledger for the failover budget: sends use the local ledger",
             registry=r,
         )
         self.ledger_unavailable = Counter(

@@ -8,8 +8,8 @@ arrive while the wire is full queue and leave together in the next batch. Comple
 `lazy_s` when no claim comes. The edge runs a batch as one D1 transaction per shard and answers each operation
 separately (docs/scaling.md).
 
-A request that fails fails every operation in it with the same EdgeUnavailable, so the failure detector counts it
-once (detector.py), as one observation of the edge, however many claims rode on it.
+A request that fails fails every operation in it with the same EdgeUnavailable. A claim waits for its answer only
+within its claim budget (origin_ledger.py); a claim given up before its batch left is dropped from it.
 """
 
 from __future__ import annotations
