@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx2
+from smsfailover.core.ids import rfc3339
 from smsfailover.core.ledger import LedgerRecord, LedgerState
 from smsfailover.core.message import payload_fingerprint
 
@@ -226,3 +228,64 @@ async def test_the_sync_adopts_an_edge_send_beside_a_claim_that_never_began(tmp_
 
         await apoll(adopted, what="the sync to adopt the edge's record")
         assert (await _by_key(origin, ws, key))["status"] == "sent"
+
+
+# -- the edge's unknowns ---------------------------------------------------------------------------------------------
+
+
+async def test_an_edge_send_left_in_flight_is_resolved_by_the_provider_record_at_both_endpoints(
+    tmp_path: Path,
+) -> None:
+    """The edge died mid-send: the sync brought its row (unknown) and its claim; the provider has the message. The
+    origin's round looks it up after the lease and settles the key here and at the edge."""
+    async with running_origin("sqlite", tmp_path, lease_s=0.3) as origin:
+        ws, key, content = await _enabled(origin), new_key(), "the edge died mid-send " + new_key()
+        created = time.time() - 5
+        message = {
+            "seq": 1,
+            "id": EDGE_SENT_ID,
+            "workspace_id": ws,
+            "idempotency_key": key,
+            "to": VALID_TO,
+            "content": content,
+            "media_urls": [],
+            "status": "unknown",
+            "endpoint": "edge",
+            "ledger": "edge",
+            "provider_message_id": None,
+            "segments": 1,
+            "encoding": "GSM-7",
+            "created_at": rfc3339(created),
+            "updated_at": rfc3339(created),
+            "requires_refresh": True,
+        }
+        origin.edge.edge_messages.append(message)
+        edge_claim = {**_edge_sent(ws, key, content), "state": "claimed", "message": None}
+        origin.edge.ledger[(ws, key)] = {**edge_claim, "lease_expires_at": created + 0.3, "created_at": created}
+        sid = await _provider_has(origin, content)
+
+        async def found() -> bool | None:
+            return True if (await origin.services.unknowns.run_once()).found else None
+
+        await apoll(found, what="a round that finds the edge's send at the provider")
+        answer = await _by_key(origin, ws, key)
+        assert answer["status"] in {"queued", "sent", "delivered"}
+        assert answer["provider_message_id"] == sid
+
+        async def settled_at_edge() -> bool | None:
+            return True if origin.edge.ledger[(ws, key)]["state"] == "completed" else None
+
+        await apoll(settled_at_edge, what="the resolution at the edge")
+        assert origin.edge.ledger[(ws, key)]["message"]["provider_message_id"] == sid
+
+
+async def _provider_has(origin: Origin, content: str) -> str:
+    config = origin.services.config
+    async with httpx2.AsyncClient(base_url=origin.sim_url) as http:
+        response = await http.post(
+            f"/2010-04-01/Accounts/{config.twilio_account_sid}/Messages.json",
+            data={"To": VALID_TO, "From": config.from_number or "", "Body": content},
+            auth=(config.twilio_account_sid, config.twilio_auth_token),
+        )
+    assert response.status_code == 201, response.text
+    return str(response.json()["sid"])

@@ -1,7 +1,8 @@
 """Unknown outcomes resolve themselves at the origin (issue 15; CONTRACT §1.8, DESIGN.md "Unknown outcomes").
 
-Each round (a periodic task) takes the origin's own claims whose lease has passed, and its sends completed as
-unknown (the provider did not confirm them), oldest first, bounded:
+Each round (a periodic task) takes the claims whose lease has passed, and the sends completed as unknown (the
+provider did not confirm them), oldest first, bounded: the origin's own, and the edge's as the sync brought them (an
+edge that died mid-send, or whose provider call timed out), so both endpoints end with the provider's record:
 
     no call-began mark    failed, reason not_sent: final for the key (the call can no longer begin), once the
                           ledger confirms it (ledger.confirm_not_sent: the edge is asked while it may accept
@@ -66,14 +67,15 @@ LedgerFor = Callable[[str], Awaitable[IdempotencyLedger]]
 
 _OPEN_CLAIMS = """
 SELECT * FROM idempotency_ledger
-WHERE state = 'claimed' AND endpoint = 'origin' AND lease_expires_at < ? AND created_at > ?
+WHERE state = 'claimed' AND lease_expires_at < ? AND created_at > ?
+  AND (call_began_at IS NULL OR lease_expires_at > ?)
 ORDER BY lease_expires_at LIMIT ?
 """
 # Sends whose provider did not confirm them (a timeout after the request went out): completed as unknown.
 _UNCONFIRMED = """
 SELECT l.* FROM messages m JOIN idempotency_ledger l
   ON l.workspace_id = m.workspace_id AND l.idempotency_key = m.idempotency_key AND l.message_id = m.id
-WHERE m.status = 'unknown' AND m.endpoint = 'origin' AND m.created_at < ? AND m.created_at > ?
+WHERE m.status = 'unknown' AND m.created_at < ? AND m.created_at > ?
   AND l.state = 'completed'
 ORDER BY m.created_at LIMIT ?
 """
@@ -128,8 +130,10 @@ class UnknownOutcomes:
 
     async def run_once(self) -> RoundResult:
         now = self._clock.time()
+        # a claim whose call may have begun is looked up for LOOKUP_FOR_S, then left (it would crowd the round out)
         rows = await self._db.fetch(
-            _OPEN_CLAIMS, (_ms(now - SETTLE_MARGIN_S), _ms(now - self._retention_s), ROUND_LIMIT)
+            _OPEN_CLAIMS,
+            (_ms(now - SETTLE_MARGIN_S), _ms(now - self._retention_s), _ms(now - LOOKUP_FOR_S - 60), ROUND_LIMIT),
         )
         unconfirmed = await self._db.fetch(
             _UNCONFIRMED,
