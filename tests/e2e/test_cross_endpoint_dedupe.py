@@ -147,6 +147,12 @@ def test_edge_down_the_origin_says_local_ledger_and_reconciles_when_it_is_back(
     key = new_key("degraded")
     body = send_body(failover_ws)
     stack.stop_edge()
+    poll(  # degraded mode only after the failover budget without a ledger round trip (7 s), never on a request
+        lambda: True if json_body(origin_api.get("/v1/health"))["ledger"] == "local" else None,
+        timeout_s=30,
+        interval_s=0.25,
+        what="the origin on its own ledger",
+    )
 
     sent = origin_api.send(failover_ws, body, key=key)
 

@@ -12,7 +12,9 @@ run; the operator toggles failover; the network from origin to edge goes up, slo
 after the edge handled the request), unreachable (refused), 5xx or 401; the provider takes, loses its reply,
 refuses or cannot be reached; time passes (past the 30 s lease too); one of the origin's background rounds runs
 (reconcile, sync, switch, outbox), or all of them until the switch rests; the origin process restarts (a send in
-flight there dies with it; the database stays; the detector and caches do not).
+flight there dies with it; the database stays; the detector and caches do not); a send dies at one of its own
+database writes, on either endpoint (every write site in turn, before or after the write commits: the origin
+restarts, the edge's request is simply gone); the network blips (connects time out).
 
 Invariants (shared/DESIGN.md "Ledger authority", CONTRACT.md section 1 items 5 and 8), after every step:
 - the provider takes a key at most once, unless a declared partition touched it: the origin sent it on its local
@@ -20,8 +22,9 @@ Invariants (shared/DESIGN.md "Ledger authority", CONTRACT.md section 1 items 5 a
   while its detector holds the edge ledger unreachable;
 - no answer is a 500 (neither endpoint's, nor an edge service route's), and every answer is one the contract lists;
 - no false outcome: a 201 means that request's provider call took the message, any other answer that it made
-  none; a queued/sent/delivered answer names a key the provider took; outside a declared partition a key is
-  answered as sent under one message id only.
+  none; a queued/sent/delivered answer names a key the provider took; a `failed` answer names a key the provider
+  never took (truth after a crash); outside a declared partition a key is answered as sent under one message id
+  only.
 And at the end, once the network is back and reconcile and sync have run:
 - every key the provider took twice is in the origin's double-send count (the `double_sends` table; this process's
   `smsfailover_origin_double_sends` metric counts what it found), and nothing else is, except a key one of whose
@@ -45,11 +48,11 @@ import re
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx2
 import pytest
@@ -98,7 +101,8 @@ ENDPOINTS = ("origin", "edge")
 
 # The network from the origin to the edge ("up" twice: the usual state; "unreachable" twice: the partition), and the
 # provider.
-NET_MODES = ("up", "up", "slow_before", "slow_after", "unreachable", "unreachable", "error", "auth")
+NET_MODES = ("up", "up", "slow_before", "slow_after", "unreachable", "unreachable", "blip", "error", "auth")
+WRITE_SITES = 6  # a send's database writes, counted from its first: each may be where its process dies
 PROVIDER_MODES = ("ok", "ok", "lost", "down", "reject")
 ALLOWED = {"origin": {200, 201, 409, 422, 503}, "edge": {200, 201, 403, 409, 422, 503}}
 ALLOWED_CODES = {
@@ -245,6 +249,53 @@ class Held:
     gate: Gate
 
 
+class Dying:
+    """A database (the origin's, or the edge's D1) whose armed write never returns: the process (or the edge's
+    request) dies there, before the write or just after it committed. Reads and unarmed writes pass through."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self._armed: tuple[int, bool] | None = None  # (write number from arming, after the commit)
+        self._writes = 0
+        self.died = asyncio.Event()
+
+    def arm(self, site: int, after: bool) -> None:
+        self._armed, self._writes, self.died = (site, after), 0, asyncio.Event()
+
+    def disarm(self) -> None:
+        self._armed = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+    async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
+        return await self._write(sql, lambda: self._db.fetch(sql, params))
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        return await self._write(sql, lambda: self._db.execute(sql, params))
+
+    async def transaction(self, statements: Sequence[tuple[str, Sequence[object]]]) -> list[int]:
+        return await self._write("UPDATE", lambda: self._db.transaction(statements))
+
+    async def batch(self, statements: Sequence[tuple[str, Sequence[object]]]) -> list[list[dict[str, object]]]:
+        writes = any(not sql.lstrip().upper().startswith("SELECT") for sql, _ in statements)
+        return await self._write("UPDATE" if writes else "SELECT", lambda: self._db.batch(statements))
+
+    async def _write(self, sql: str, call: Callable[[], Awaitable[T]]) -> T:
+        if self._armed is None or sql.lstrip().upper().startswith("SELECT"):
+            return await call()
+        self._writes += 1
+        site, after = self._armed
+        if self._writes != site:
+            return await call()
+        self._armed = None
+        if after:
+            await call()
+        self.died.set()
+        await asyncio.Event().wait()  # never: the process is gone
+        raise AssertionError("unreachable")
+
+
 # -- the machine ----------------------------------------------------------------------------------------------------
 
 
@@ -273,9 +324,10 @@ class OneKeyLife(RuleBasedStateMachine):
         self.config = origin_config()
         self.origin_poster = ProviderSeam(self.provider, "origin", self)
         self.edge_db = self.run(new_edge_db())
+        self.edge_dying = Dying(self.edge_db)
         self.edge = EdgeApp(
             config=edge_config(),
-            db=self.edge_db,
+            db=self.edge_dying,
             poster=ProviderSeam(self.provider, "edge", self),
             clock=self.clock,
         )
@@ -291,7 +343,9 @@ class OneKeyLife(RuleBasedStateMachine):
     # -- the origin process ---------------------------------------------------------------------------------------
 
     async def _open_origin(self) -> None:
-        self.db = SqliteDatabase(str(self.db_path))
+        self.raw_db = SqliteDatabase(str(self.db_path))
+        self.origin_dying = Dying(self.raw_db)
+        self.db = self.origin_dying  # type: ignore[assignment]
         await migrate(self.db)
         edge = EdgeClient(
             EDGE_URL,
@@ -328,6 +382,8 @@ class OneKeyLife(RuleBasedStateMachine):
         mode = self.net
         if mode == "unreachable":
             raise httpx2.ConnectError("connection refused", request=request)
+        if mode == "blip":
+            raise httpx2.ConnectTimeout("a lost SYN: the connect timed out", request=request)
         if mode == "slow_before":
             raise httpx2.ReadTimeout("timed out before the edge saw the request", request=request)
         if mode == "error":
@@ -413,6 +469,8 @@ class OneKeyLife(RuleBasedStateMachine):
         if body.get("status") in OK_STATUSES:
             assert self.provider.taken[key] >= 1, f"{key} answered {body.get('status')} but never sent"
             self.sent_ids[key].add(str(body.get("id")))
+        if body.get("status") == "failed" and key not in self.partition_keys:
+            assert self.provider.taken[key] == 0, f"{key} answered failed ({body.get('error')}) but the provider has it"
 
     def _send(self, endpoint: str, key: str) -> None:
         attempt = self.run(self._attempt(endpoint, key))
@@ -487,6 +545,35 @@ class OneKeyLife(RuleBasedStateMachine):
         self.run(self._close_origin())
         self.run(self._open_origin())
 
+    @rule(
+        endpoint=st.sampled_from(ENDPOINTS),
+        key=st.sampled_from(KEYS),
+        site=st.integers(1, WRITE_SITES),
+        after=st.booleans(),
+    )
+    def dies_at_a_write(self, endpoint: str, key: str, site: int, after: bool) -> None:
+        """A send at `endpoint` dies at its `site`-th database write (before it, or once it committed): the origin
+        process restarts; the edge's request is gone (its isolate died; D1 keeps what was committed)."""
+        if endpoint in self.held:
+            return
+        dying = self.origin_dying if endpoint == "origin" else self.edge_dying
+        attempt = self.run(self._attempt(endpoint, key))
+        dying.arm(site, after)
+        task = self.loop.create_task(self._post(attempt))
+        self.run(self._until_died_or_done(task, dying.died))
+        dying.disarm()
+        if task.done():  # fewer writes than `site`: it answered
+            self.check_send(attempt, task.result())
+            return
+        STATS[f"died at {endpoint} write {site} {'after' if after else 'before'} the commit"] += 1
+        self.died_in_flight.add(key)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            self.run(task)
+        if endpoint == "origin":
+            self.run(self._close_origin())
+            self.run(self._open_origin())
+
     @rule(endpoint=st.sampled_from(ENDPOINTS), key=st.sampled_from(KEYS))
     def look_up(self, endpoint: str, key: str) -> None:
         response = self.run(self._look_up(endpoint, key))
@@ -514,6 +601,13 @@ class OneKeyLife(RuleBasedStateMachine):
             assert len(ids) <= 1 or key in self.partition_keys, f"{key} was answered as sent as {sorted(ids)}"
 
     # -- helpers --------------------------------------------------------------------------------------------------
+
+    async def _until_died_or_done(self, task: asyncio.Task[ApiResponse | None], died: asyncio.Event) -> None:
+        waiter = asyncio.ensure_future(died.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
 
     async def _until_held_or_done(self, task: asyncio.Task[ApiResponse | None], gate: Gate) -> None:
         waiter = asyncio.ensure_future(gate.waiting.wait())
@@ -603,8 +697,12 @@ class OneKeyLife(RuleBasedStateMachine):
                 # Sendable again, or an honest unknown: a claim whose lease ran out before its release reached the
                 # edge stays unknown (a caller may have been told so); issue 15's "not sent" mark resolves those.
                 stuck_unknown = response.status == 200 and response.body.get("status") == "unknown"
-                STATS[f"final: never sent, {'reads unknown' if stuck_unknown else 'sent now'}"] += 1
-                assert response.status == 201 or stuck_unknown, (
+                # a claim whose call never began and whose lease ran out is failed / not_sent: final for the key
+                error = response.body.get("error")
+                not_sent = response.status == 200 and isinstance(error, dict) and error.get("code") == "not_sent"
+                outcome = "reads unknown" if stuck_unknown else "failed, not sent" if not_sent else "sent now"
+                STATS[f"final: never sent, {outcome}"] += 1
+                assert response.status == 201 or stuck_unknown or not_sent, (
                     f"{key} was never sent and cannot be now: {response.body}"
                 )
 
@@ -673,6 +771,8 @@ def test_found_a_degraded_send_cut_short_by_a_crash_then_sent_by_the_edge_is_cou
     state = fresh_machine(tmp_path)
     state.start(start_on=True)
     state.set_network(mode="unreachable")
+    state.time_passes(seconds=10.0)  # past the failover budget (7 s) without a ledger round trip
+    state.background_round(task="reconcile")  # the liveness round: degraded (rule 5)
     state.send_with_the_provider_in_flight(endpoint="origin", key="key-a", before=False)
     state.restart_origin()
     state.send_at_edge(key="key-a")
@@ -742,6 +842,8 @@ def test_edge_first_then_a_degraded_origin_send_is_a_declared_and_counted_double
     state.start(start_on=True)
     state.send_at_edge(key="key-a")
     state.set_network(mode="unreachable")
+    state.time_passes(seconds=10.0)  # past the failover budget (7 s) without a ledger round trip
+    state.background_round(task="reconcile")  # the liveness round: degraded (rule 5)
     state.send_with_the_provider_in_flight(endpoint="origin", key="key-a", before=True)
     state.set_network(mode="up")
     state.background_settles()  # the sync copies the edge's send beside the origin's open claim
@@ -762,6 +864,8 @@ def test_a_claim_answered_after_its_lease_beside_another_send_counts_as_a_possib
     state.start(start_on=True)
     state.send_at_edge(key="key-a")
     state.set_network(mode="unreachable")
+    state.time_passes(seconds=10.0)  # past the failover budget (7 s) without a ledger round trip
+    state.background_round(task="reconcile")  # the liveness round: degraded (rule 5)
     state.send_with_the_provider_in_flight(endpoint="origin", key="key-a", before=True)
     state.time_passes(seconds=LEASE_S + 1)
     state.set_provider(mode="reject")

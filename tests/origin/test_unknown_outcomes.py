@@ -156,6 +156,30 @@ async def test_a_call_the_provider_never_saw_stays_unknown_and_says_what_was_che
     assert (await _by_key(origin, ws, record.key))["status"] == "unknown"
 
 
+async def test_a_call_the_provider_never_listed_in_two_lookups_after_the_lease_is_failed(origin: Origin) -> None:
+    """The call began (marked) but never reached the provider (its process died first): two lookups that find
+    nothing, the later one 10 s or more after the lease, settle it failed / not_at_provider."""
+    ws, content = new_workspace(), "died before the wire " + new_key()
+    record = await _abandoned_send(origin, ws, content, began=True)
+    long_ago = (record.lease_expires_at - 60) * 1000  # as if the lease had ended a minute ago
+    await origin.services.db.execute(
+        "UPDATE idempotency_ledger SET lease_expires_at = ?, created_at = ?, updated_at = ? WHERE message_id = ?",
+        (round(long_ago), round(long_ago - 300), round(long_ago - 300), record.message_id),
+    )
+
+    first = await origin.services.unknowns.run_once()
+    assert (first.not_sent, first.still_unknown) == (0, 1)  # one lookup alone never settles it
+    await origin.services.db.execute(  # the next lookup is due (every 10 s)
+        "UPDATE unknown_checks SET checked_at = checked_at - 20000 WHERE message_id = ?", (record.message_id,)
+    )
+    second = await origin.services.unknowns.run_once()
+
+    assert second.not_sent == 1
+    message = await _by_key(origin, ws, record.key)
+    assert (message["status"], message["error"]["code"]) == ("failed", "not_at_provider")
+    assert await origin.sim_received(content) == []
+
+
 async def test_the_messages_own_callback_url_resolves_it(origin: Origin) -> None:
     ws, content = new_workspace(), "callback " + new_key()
     record = await _abandoned_send(origin, ws, content, began=True)

@@ -11,7 +11,9 @@ edge that died mid-send, or whose provider call timed out), so both endpoints en
                           or a lookup in the provider's Messages list once the lease has passed:
                             one match     the message takes its status and sid
                             none          stays unknown, "not found at the provider" and when; looked for again
-                                          every LOOKUP_EVERY_S until LOOKUP_FOR_S after the lease, then left
+                                          every LOOKUP_EVERY_S; a second "none" NOT_FOUND_FINAL_S or more after
+                                          the lease settles it failed, not_at_provider (the provider's record says
+                                          the call never arrived); left after LOOKUP_FOR_S if lookups keep failing
                             several       stays unknown, "ambiguous" (a wrong match would be worse than none)
                             lookup failed stays unknown, tried again next round
 
@@ -57,6 +59,12 @@ CREATE INDEX IF NOT EXISTS messages_unknown_created ON messages (created_at) WHE
 SETTLE_MARGIN_S = 2.0  # past the lease, for clock skew between origin processes (the mark's refusal is per clock)
 LOOKUP_EVERY_S = 10.0
 LOOKUP_FOR_S = 300.0  # after the lease: a provider that has not listed the message by then will not
+NOT_FOUND_FINAL_S = 10.0  # after the lease: a second lookup that finds nothing settles the key failed (never arrived)
+NOT_AT_PROVIDER_ERROR = {
+    "code": "not_at_provider",
+    "message": "The provider call began, but the provider has no record of the message: it did not go out, and it "
+    "will not be sent under this key. Send it again under a new key if it is still wanted.",
+}
 ROUND_LIMIT = 50  # claims per round; the rest wait for the next
 MARKED_FAILED_ERROR = {
     "code": "marked_failed",
@@ -173,9 +181,22 @@ class UnknownOutcomes:
             await self._note(record, "found", result.describe(), now)
             return "found"
         kind = _check_result(result)
+        if kind == "not_found" and await self._never_arrived(record, result.checked_at):
+            await self._close(ledger, record, {"status": "failed", "error": dict(NOT_AT_PROVIDER_ERROR)}, now)
+            await self._note(record, "not_at_provider", result.describe(), result.checked_at)
+            log_event("unknowns.not_at_provider", workspace_id=record.workspace_id)
+            return "not_sent"
         await self._note(record, kind, result.describe(), result.checked_at)
         log_event("unknowns.checked", level=logging.INFO, workspace_id=record.workspace_id, result=kind)
         return "still_unknown"
+
+    async def _never_arrived(self, record: LedgerRecord, checked_at: float) -> bool:
+        """The provider's list has not shown the message in two lookups, the later one NOT_FOUND_FINAL_S after the
+        lease: a provider lists a message it accepted within seconds, so its record says the call never arrived."""
+        if checked_at < max(record.lease_expires_at, record.updated_at) + NOT_FOUND_FINAL_S:
+            return False
+        rows = await self._db.fetch("SELECT result FROM unknown_checks WHERE message_id = ?", (record.message_id,))
+        return bool(rows) and rows[0]["result"] == "not_found"
 
     async def _settle_never_began(self, ledger: IdempotencyLedger, record: LedgerRecord, now: float) -> str:
         """not_sent once the ledger confirms it (the edge is asked while it may accept sends for the workspace:
