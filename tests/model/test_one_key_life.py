@@ -670,6 +670,9 @@ class OneKeyLife(RuleBasedStateMachine):
         self.nothing_went_wrong_out_of_sight()
         self.at_most_once_outside_a_declared_partition()
         self.one_sent_message_per_key_outside_a_declared_partition()
+        for key in KEYS:  # what each endpoint now says of each key must not contradict the provider
+            for endpoint in ENDPOINTS:
+                self.look_up(endpoint, key)
         log = self.provider.log
         doubled = {key for key, taken in self.provider.taken.items() if taken > 1}
         STATS[f"final: partitions={len(self.partition_keys)} doubled={len(doubled)}"] += 1
@@ -795,6 +798,22 @@ def test_found_a_key_in_flight_at_the_origin_when_failover_is_enabled_is_not_sen
     assert state.run(state._switch_state()) == ON
     state.send_at_edge(key="key-a")
     state.at_most_once_outside_a_declared_partition()
+    state.teardown()
+
+
+def test_a_crash_between_the_origin_and_the_edge_claim_never_makes_the_origin_answer_failed(tmp_path: Path) -> None:
+    """Truth after a crash: the origin commits its own claim of key-a and dies before its edge claim; the client fails
+    over and the edge sends key-a. After the lease the restarted origin must not judge its own claim alone (no
+    call-began mark: "failed, not sent"): it asks the edge, whose record is the answer."""
+    state = fresh_machine(tmp_path)
+    state.start(start_on=True)
+    state.dies_at_a_write(endpoint="origin", key="key-a", site=1, after=True)
+    state.send_at_edge(key="key-a")
+    assert state.provider.taken["key-a"] == 1
+    state.time_passes(seconds=LEASE_S + 1)
+    state.look_up(endpoint="origin", key="key-a")  # the invariant: a `failed` answer for a key the provider took
+    state.background_round(task="sync")
+    state.look_up(endpoint="origin", key="key-a")
     state.teardown()
 
 
