@@ -115,6 +115,18 @@ class Origin:
         items = data.get("messages", data.get("data")) if isinstance(data, dict) else data
         return [m for m in items or [] if marker in str(m.get("body", m.get("Body", "")))]
 
+    async def provider_has(self, content: str) -> str:
+        """The simulator takes a message as a lost call would have left it (posted straight to it); its sid."""
+        config = self.services.config
+        async with httpx2.AsyncClient(base_url=self.sim_url) as sim:
+            response = await sim.post(
+                f"/2010-04-01/Accounts/{config.twilio_account_sid}/Messages.json",
+                data={"To": VALID_TO, "From": config.from_number or "", "Body": content},
+                auth=(config.twilio_account_sid, config.twilio_auth_token),
+            )
+        assert response.status_code == 201, response.text
+        return str(response.json()["sid"])
+
     async def sim_faults(self, **faults: Any) -> None:
         async with httpx2.AsyncClient(base_url=self.sim_url) as sim:
             (await sim.post("/_sim/faults", json=faults)).raise_for_status()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx2
 from smsfailover.core.ids import rfc3339
 from smsfailover.core.ledger import LedgerRecord, LedgerState
 from smsfailover.core.message import payload_fingerprint
@@ -67,6 +66,28 @@ def _edge_sent(ws: str, key: str, content: str) -> dict[str, object]:
         "updated_at": now,
         "message": {**message, "requires_refresh": True},
         "message_id": EDGE_SENT_ID,
+    }
+
+
+def _edge_message(ws: str, key: str, content: str, status: str, created: float) -> dict[str, object]:
+    """An edge send as the sync feed carries it (seq 1)."""
+    return {
+        "seq": 1,
+        "id": EDGE_SENT_ID,
+        "workspace_id": ws,
+        "idempotency_key": key,
+        "to": VALID_TO,
+        "content": content,
+        "media_urls": [],
+        "status": status,
+        "endpoint": "edge",
+        "ledger": "edge",
+        "provider_message_id": "SM" + "e" * 32 if status == "sent" else None,
+        "segments": 1,
+        "encoding": "GSM-7",
+        "created_at": rfc3339(created),
+        "updated_at": rfc3339(created),
+        "requires_refresh": True,
     }
 
 
@@ -201,26 +222,7 @@ async def test_the_sync_adopts_an_edge_send_beside_a_claim_that_never_began(tmp_
     async with running_origin("sqlite", tmp_path) as origin:
         ws, key, content = await _enabled(origin), new_key(), "synced over a crashed claim"
         await _crashed_claim(origin, ws, key, content)
-        origin.edge.edge_messages.append(
-            {
-                "seq": 1,
-                "id": EDGE_SENT_ID,
-                "workspace_id": ws,
-                "idempotency_key": key,
-                "to": VALID_TO,
-                "content": content,
-                "media_urls": [],
-                "status": "sent",
-                "endpoint": "edge",
-                "ledger": "edge",
-                "provider_message_id": "SM" + "e" * 32,
-                "segments": 1,
-                "encoding": "GSM-7",
-                "created_at": "2026-12-08T00:00:00Z",
-                "updated_at": "2026-12-08T00:00:00Z",
-                "requires_refresh": True,
-            }
-        )
+        origin.edge.edge_messages.append(_edge_message(ws, key, content, "sent", time.time() - 100))
 
         async def adopted() -> bool | None:
             kept = await origin.services.local_ledger.get(ws, key)
@@ -241,28 +243,10 @@ async def test_an_edge_send_left_in_flight_is_resolved_by_the_provider_record_at
     async with running_origin("sqlite", tmp_path, lease_s=0.3) as origin:
         ws, key, content = await _enabled(origin), new_key(), "the edge died mid-send " + new_key()
         created = time.time() - 5
-        message = {
-            "seq": 1,
-            "id": EDGE_SENT_ID,
-            "workspace_id": ws,
-            "idempotency_key": key,
-            "to": VALID_TO,
-            "content": content,
-            "media_urls": [],
-            "status": "unknown",
-            "endpoint": "edge",
-            "ledger": "edge",
-            "provider_message_id": None,
-            "segments": 1,
-            "encoding": "GSM-7",
-            "created_at": rfc3339(created),
-            "updated_at": rfc3339(created),
-            "requires_refresh": True,
-        }
-        origin.edge.edge_messages.append(message)
+        origin.edge.edge_messages.append(_edge_message(ws, key, content, "unknown", created))
         edge_claim = {**_edge_sent(ws, key, content), "state": "claimed", "message": None}
         origin.edge.ledger[(ws, key)] = {**edge_claim, "lease_expires_at": created + 0.3, "created_at": created}
-        sid = await _provider_has(origin, content)
+        sid = await origin.provider_has(content)
 
         async def found() -> bool | None:
             return True if (await origin.services.unknowns.run_once()).found else None
@@ -277,15 +261,3 @@ async def test_an_edge_send_left_in_flight_is_resolved_by_the_provider_record_at
 
         await apoll(settled_at_edge, what="the resolution at the edge")
         assert origin.edge.ledger[(ws, key)]["message"]["provider_message_id"] == sid
-
-
-async def _provider_has(origin: Origin, content: str) -> str:
-    config = origin.services.config
-    async with httpx2.AsyncClient(base_url=origin.sim_url) as http:
-        response = await http.post(
-            f"/2010-04-01/Accounts/{config.twilio_account_sid}/Messages.json",
-            data={"To": VALID_TO, "From": config.from_number or "", "Body": content},
-            auth=(config.twilio_account_sid, config.twilio_auth_token),
-        )
-    assert response.status_code == 201, response.text
-    return str(response.json()["sid"])

@@ -82,19 +82,6 @@ async def _by_key(origin: Origin, ws: str, key: str) -> dict[str, Any]:
     return body
 
 
-async def _provider_has(origin: Origin, content: str) -> str:
-    """The simulator takes a message the way our lost call would have left it; its sid."""
-    sim = origin.services.config
-    async with httpx2.AsyncClient(base_url=origin.sim_url) as http:
-        response = await http.post(
-            f"/2010-04-01/Accounts/{sim.twilio_account_sid}/Messages.json",
-            data={"To": VALID_TO, "From": sim.from_number or "", "Body": content},
-            auth=(sim.twilio_account_sid, sim.twilio_auth_token),
-        )
-    assert response.status_code == 201, response.text
-    return str(response.json()["sid"])
-
-
 async def test_a_claim_that_never_began_its_call_is_failed_not_sent(origin: Origin) -> None:
     ws, content = new_workspace(), "never sent " + new_key()
     record = await _abandoned_send(origin, ws, content, began=False)
@@ -113,7 +100,7 @@ async def test_a_claim_that_never_began_its_call_is_failed_not_sent(origin: Orig
 async def test_a_call_that_reached_the_provider_is_found_by_a_lookup(origin: Origin) -> None:
     ws, content = new_workspace(), "lost answer " + new_key()
     record = await _abandoned_send(origin, ws, content, began=True)
-    sid = await _provider_has(origin, content)
+    sid = await origin.provider_has(content)
     assert await _settled(origin, "found") == 1
     message = await _by_key(origin, ws, record.key)
     assert message["provider_message_id"] == sid
@@ -126,7 +113,7 @@ async def test_two_unknowns_of_the_same_text_never_take_the_one_provider_record(
     ws, content = new_workspace(), "twice the same text " + new_key()
     first = await _abandoned_send(origin, ws, content, began=True)
     second = await _abandoned_send(origin, ws, content, began=True)
-    await _provider_has(origin, content)
+    await origin.provider_has(content)
 
     async def both_checked() -> bool | None:
         await origin.services.unknowns.run_once()

@@ -18,6 +18,8 @@ import socket
 import struct
 from pathlib import Path
 
+from tests.support.tcp_switch import pipe
+
 PASS, BLIP, DOWN = "pass", "blip", "down"
 _DOWN_BODY = b'{"error":{"code":"worker_unavailable","message":"the worker failed"}}'
 _DOWN_ANSWER = (
@@ -80,7 +82,7 @@ class EdgeLink:
             return
         self._open.update({writer, up_writer})
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
             for w in (writer, up_writer):
                 self._open.discard(w)
@@ -93,14 +95,6 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.close()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, OSError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
     writer.close()
 
 

@@ -36,14 +36,14 @@ class TcpSwitch:
             return
         self._writers.update({writer, up_writer})
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
             for w in (writer, up_writer):
                 self._writers.discard(w)
                 w.close()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(65536):
             writer.write(data)

@@ -250,28 +250,30 @@ class SqlLedgerStore:
         return await self._db.execute(*mark_call_began_call(workspace_id, key, now, message_id)) == 1
 
     async def adopt(self, record: LedgerRecord, *, replacing: str = "") -> bool:
-        message = json.dumps(ledger_body(record.message)) if record.message is not None else None
-        rows = await self._db.fetch(
-            _ADOPT,
-            [
-                record.workspace_id,
-                record.key,
-                record.fingerprint,
-                record.state.value,
-                record.endpoint,
-                record.message_id,
-                _ms(record.lease_expires_at),
-                _ms(record.created_at),
-                _ms(record.updated_at),
-                message,
-                _adopted_mark(record.call_began_at),
-                replacing or "-",  # never a message id: no row matches
-            ],
-        )
+        params = [*record_params(record, _adopted_mark(record.call_began_at)), replacing or "-"]  # "-": no message id
+        rows = await self._db.fetch(_ADOPT, params)
         return len(rows) == 1
 
     async def purge(self, older_than: float) -> int:
         return await self._db.execute(_PURGE, [_ms(older_than)])
+
+
+def record_params(record: LedgerRecord, call_began_at: int | None) -> list[object]:
+    """A whole record as a row, in the column order of _ADOPT's insert (the message as `ledger_body` keeps it)."""
+    message = json.dumps(ledger_body(record.message)) if record.message is not None else None
+    return [
+        record.workspace_id,
+        record.key,
+        record.fingerprint,
+        record.state.value,
+        record.endpoint,
+        record.message_id,
+        _ms(record.lease_expires_at),
+        _ms(record.created_at),
+        _ms(record.updated_at),
+        message,
+        call_began_at,
+    ]
 
 
 def _adopted_mark(call_began_at: float | None) -> int:

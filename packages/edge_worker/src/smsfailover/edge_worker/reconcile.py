@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from smsfailover.core.ledger import LedgerRecord, LedgerState, ledger_body
 from smsfailover.core.log import log_event
 from smsfailover.core.messages_api import NOT_SENT_ERROR
-from smsfailover.core.sql import Statement, get_call, record_from_row
+from smsfailover.core.sql import Statement, get_call, record_from_row, record_params
 from smsfailover.edge_worker.shards import Shards
 
 ROUNDS = 3  # a conditional write that lost a race is decided again from the row it met, this many times at most
@@ -191,19 +191,7 @@ def _body(record: LedgerRecord) -> str | None:
 
 
 def _row(record: LedgerRecord) -> list[object]:
-    return [
-        record.workspace_id,
-        record.key,
-        record.fingerprint,
-        record.state.value,
-        record.endpoint,
-        record.message_id,
-        _ms(record.lease_expires_at),
-        _ms(record.created_at),
-        _ms(record.updated_at),
-        _body(record),
-        _mark(record),
-    ]
+    return record_params(record, _mark(record))
 
 
 def _insert(record: LedgerRecord) -> Statement:
