@@ -318,6 +318,7 @@ class OneKeyLife(RuleBasedStateMachine):
         self.partition_keys: set[str] = set()  # keys a declared partition touched
         self.died_in_flight: set[str] = set()  # keys with an origin attempt that died with its process
         self.outlived_lease: set[str] = set()  # keys with an attempt that answered after its claim's lease ran out
+        self.unknowable: Counter[str] = Counter()  # per key, attempts whose outcome no ledger can know (either kind)
         self.sent_ids: dict[str, set[str]] = {key: set() for key in KEYS}  # ids answered as sent, per key
         self.violations: list[str] = []  # what went wrong where an assertion would be swallowed
         self.held: dict[str, Held] = {}
@@ -363,6 +364,7 @@ class OneKeyLife(RuleBasedStateMachine):
         held = self.held.pop("origin", None)
         if held is not None:  # the process dies with the send in flight
             self.died_in_flight.add(held.attempt.key)
+            self.unknowable[held.attempt.key] += 1
             held.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await held.task
@@ -567,6 +569,7 @@ class OneKeyLife(RuleBasedStateMachine):
             return
         STATS[f"died at {endpoint} write {site} {'after' if after else 'before'} the commit"] += 1
         self.died_in_flight.add(key)
+        self.unknowable[key] += 1
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             self.run(task)
@@ -620,6 +623,7 @@ class OneKeyLife(RuleBasedStateMachine):
         held = self.held.pop(endpoint)
         if self.clock.time() >= held.attempt.started_at + LEASE_S:
             self.outlived_lease.add(held.attempt.key)  # too late to free the key: it reads unknown (by design)
+            self.unknowable[held.attempt.key] += 1
         held.gate.release.set()
         self.check_send(held.attempt, self.run(held.task))
 
@@ -681,8 +685,10 @@ class OneKeyLife(RuleBasedStateMachine):
         # An attempt that died in flight, or answered after its lease (too late to release its claim), is an expired
         # claim in the ledger: outcome unknown, as the endpoints answer for it. Beside another send it is counted as
         # a possible double send, whether or not its own provider call took the message.
+        # Two such attempts of one key (say one at each endpoint, both past their call-began mark) are each a possible
+        # send: reconcile counts the pair, though the provider may have taken neither.
         unknowable = self.died_in_flight | self.outlived_lease
-        possible = {key for key in unknowable if self.provider.taken[key]}
+        possible = {key for key in unknowable if self.provider.taken[key] or self.unknowable[key] >= 2}
         assert counted <= doubled | possible, f"counted as sent twice but sent once: {sorted(counted - doubled)}"
         metric = self.services.metrics.registry.get_sample_value("smsfailover_origin_double_sends_total") or 0.0
         found_here = self.run(self.services.double_sends.count(WS)) - self.double_sends_at_open
@@ -831,6 +837,21 @@ def test_a_seeded_claim_the_origin_then_releases_is_freed_at_the_edge(tmp_path: 
     state.time_passes(seconds=LEASE_S + 1)
     state.background_round(task="reconcile")
     state.teardown()  # the final checks send key-a once more: it must go out (201)
+
+
+def test_found_two_attempts_that_died_after_their_marks_are_a_possible_double_send(tmp_path: Path) -> None:
+    """Found by a random run: with the provider down and the origin degraded, an origin send dies before settling
+    (its claim marked: the call began) and so does an edge send of the same key. Neither reached the provider, but no
+    ledger can know that: reconcile counts a possible double send, which the final checks must allow."""
+    state = fresh_machine(tmp_path)
+    state.start(start_on=True)
+    state.set_network(mode="slow_before")
+    state.set_provider(mode="down")
+    state.time_passes(seconds=10.0)
+    state.background_settles()
+    state.dies_at_a_write(endpoint="origin", key="key-a", site=5, after=False)
+    state.dies_at_a_write(endpoint="edge", key="key-a", site=3, after=False)
+    state.teardown()
 
 
 def test_found_reconcile_does_not_revive_a_claim_the_edge_released(tmp_path: Path) -> None:
