@@ -34,10 +34,10 @@ def _detector_view(services: OriginServices) -> dict[str, object]:
         "since": rfc3339(snapshot.since) if snapshot.since is not None else None,
         "reason": snapshot.reason,
         "config_fault": snapshot.config_fault,
-        # each D1 shard of the edge ledger, from the last probe: [{"shard", "binding", "ok"}]
-        "shards": services.edge_shards,
-        "shards_error": services.edge_shards_error,
-        "shards_checked_at": rfc3339(services.edge_shards_checked_at) if services.edge_shards_checked_at else None,
+        # each D1 shard of the edge ledger, from the liveness round's last ping: [{"shard", "binding", "ok"}]
+        "shards": services.liveness.shards,
+        "shards_error": services.liveness.shards_error,
+        "shards_checked_at": rfc3339(services.liveness.checked_at) if services.liveness.checked_at else None,
     }
 
 

@@ -19,7 +19,7 @@ from smsfailover.express_shim.aiohttp_poster import AiohttpPoster
 from smsfailover.express_shim.background import PeriodicTask
 from smsfailover.express_shim.config import OriginConfig
 from smsfailover.express_shim.delivery_updates import DeliveryUpdates
-from smsfailover.express_shim.edge_client import EdgeClient, EdgeUnavailable
+from smsfailover.express_shim.edge_client import EdgeClient
 from smsfailover.express_shim.edge_sync import EdgeMessageSync
 from smsfailover.express_shim.failover_events import FailoverEvents
 from smsfailover.express_shim.history_retention import purge_history
@@ -96,10 +96,6 @@ class OriginServices:
     liveness: LedgerLiveness
     delivery: DeliveryUpdates
     unknowns: UnknownOutcomes  # unknown outcomes resolved: not sent, a callback, a lookup at the provider
-    # each edge ledger shard as the edge's authenticated ping last reported it (docs/scaling.md), for status
-    edge_shards: list[dict[str, object]] = field(default_factory=list)
-    edge_shards_checked_at: float | None = None
-    edge_shards_error: str | None = None
     outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
     switch_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -158,16 +154,6 @@ class OriginServices:
             self.metrics.endpoint_up.labels(name).set(1 if result.healthy else 0)
             if result.latency_ms is not None:
                 self.metrics.probe_seconds.labels(name).set(result.latency_ms / 1000)
-        await self._probe_shards()
-
-    async def _probe_shards(self) -> None:
-        """Each edge ledger shard's state (the ping answers 200 with each shard's `ok`; only no answer fails it)."""
-        try:
-            self.edge_shards = await self.ledgers.parts.edge.ping()
-            self.edge_shards_error = None
-        except EdgeUnavailable as exc:
-            self.edge_shards_error = exc.reason
-        self.edge_shards_checked_at = self.clock.time()
 
     async def reconcile(self) -> None:
         """Degraded mode's start and end (liveness.py: an authenticated ping, never /v1/health), then the edge

@@ -14,6 +14,8 @@ while another process still reaches the edge, and a blip shorter than the budget
 
 from __future__ import annotations
 
+from typing import Any
+
 from smsfailover.core.clock import Clock
 from smsfailover.express_shim.edge_client import EdgeUnavailable
 from smsfailover.express_shim.ledger.detector import EdgeLedgerDetector
@@ -50,16 +52,22 @@ class LedgerLiveness:
         self._queue = queue
         self._clock = clock
         self._shared_ms = 0  # what this process last wrote: a write only when it has something newer
+        # each edge ledger shard as the last ping reported it (for status and the page), or why it got no answer
+        self.shards: list[dict[str, Any]] = []
+        self.shards_error: str | None = None
+        self.checked_at: float | None = None
 
     async def run_once(self) -> bool:
         """One round; True while degraded."""
         detector = self._detector
         try:
-            await self._edge.ping()
+            self.shards, self.shards_error = await self._edge.ping(), None
         except EdgeUnavailable as exc:
+            self.shards_error = exc.reason
             detector.failed(exc)
         else:
             detector.success()
+        self.checked_at = self._clock.time()
         shared = await self._share(detector.last_ok)
         if not detector.unreachable:
             if detector.outage(shared):
