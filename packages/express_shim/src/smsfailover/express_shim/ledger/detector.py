@@ -36,8 +36,6 @@ class DetectorSnapshot:
     since: float | None  # epoch seconds of the last change; None before any
     reason: str | None  # why the state is what it is (the last failure while degraded)
     config_fault: str | None  # the last 401/403 from the edge ledger, until a round trip succeeds
-    last_round_trip: float | None = None  # the freshest round trip of any origin process (epoch seconds)
-    answering: bool = True  # this process's last edge-ledger call succeeded
 
 
 class EdgeLedgerDetector:
@@ -53,7 +51,6 @@ class EdgeLedgerDetector:
         self._on_change = on_change
         self._started = clock.time()  # a process that never reached the edge has waited since it started
         self._last_ok: float | None = None  # this process's last authenticated round trip (epoch seconds)
-        self._shared_ok: float | None = None  # the fleet's, as last read from the database
         self._answering = True
         self._last_failure: str | None = None
         self._unreachable = False
@@ -69,11 +66,6 @@ class EdgeLedgerDetector:
     @property
     def last_ok(self) -> float | None:
         return self._last_ok
-
-    @property
-    def answering(self) -> bool:
-        """Whether this process's last edge-ledger call succeeded (a hint for reads; never decides a send)."""
-        return self._answering
 
     def failed(self, exc: EdgeUnavailable) -> None:
         """Any failed edge-ledger call: remembered for status; it moves nothing by itself."""
@@ -93,15 +85,11 @@ class EdgeLedgerDetector:
         self._answering = True
         self._config_fault = None
 
-    def silent_for(self, shared_ok: float | None) -> float:
-        """Seconds since any origin process (`shared_ok`, from the database) or this one last reached the edge
-        ledger, counted from this process's start at most."""
-        self._shared_ok = max(x for x in (shared_ok, self._last_ok, self._started) if x is not None)
-        return self._clock.time() - self._shared_ok
-
     def outage(self, shared_ok: float | None) -> bool:
-        """Rule 5's sustained outage: no round trip anywhere for longer than the failover budget."""
-        return self.silent_for(shared_ok) > self.budget_s
+        """Rule 5's sustained outage: neither any origin process (`shared_ok`, from the database) nor this one has
+        reached the edge ledger for longer than the failover budget, counted from this process's start at most."""
+        latest = max(x for x in (shared_ok, self._last_ok, self._started) if x is not None)
+        return self._clock.time() - latest > self.budget_s
 
     def enter(self) -> None:
         if not self._unreachable:
@@ -113,9 +101,7 @@ class EdgeLedgerDetector:
 
     def snapshot(self) -> DetectorSnapshot:
         state = UNREACHABLE if self._unreachable else REACHABLE if self._answering else NOT_ANSWERING
-        return DetectorSnapshot(
-            state, self._since, self._reason, self._config_fault, self._shared_ok or self._last_ok, self._answering
-        )
+        return DetectorSnapshot(state, self._since, self._reason, self._config_fault)
 
     def _change(self, unreachable: bool, reason: str | None) -> None:
         self._unreachable, self._reason, self._since = unreachable, reason, self._clock.time()
